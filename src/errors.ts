@@ -82,6 +82,12 @@ export class UnimplementedError extends TfstateError {
   }
 }
 
+export class AlreadyExistsError extends TfstateError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("already_exists", message, options);
+  }
+}
+
 export class FailedPreconditionError extends TfstateError {
   constructor(message: string, options?: ErrorOptions) {
     super("failed_precondition", message, options);
@@ -102,4 +108,19 @@ export class CanceledError extends TfstateError {
 
 export function isTfstateError(err: unknown): err is TfstateError {
   return err instanceof TfstateError;
+}
+
+/**
+ * The same error (same class, code and fields) with `context: ` in front of its message and the
+ * original as its cause, so callers can say what they were doing without losing the error's kind.
+ */
+export function withContext<E extends Error>(err: E, context: string): E {
+  const copy = Object.create(Object.getPrototypeOf(err) as object) as E;
+  Object.assign(copy, err);
+  Object.defineProperties(copy, {
+    message: { value: `${context}: ${err.message}`, writable: true, configurable: true },
+    cause: { value: err, writable: true, configurable: true },
+    stack: { value: `${err.name}: ${context}: ${err.message}\n${err.stack?.split("\n").slice(1).join("\n") ?? ""}` },
+  });
+  return copy;
 }

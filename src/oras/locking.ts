@@ -1,0 +1,202 @@
+import { InvalidArgumentError, NotFoundError, UnavailableError, UnimplementedError } from "../errors.ts";
+import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
+import type { CallOptions } from "../oci/target.ts";
+import type { CoreContext } from "./core-context.ts";
+import { msToUnixNano, unixNanoToMs } from "./go-time.ts";
+import { LockError } from "./lock-error.ts";
+import { emptyLockInfo, type LockInfo } from "./lock-info.ts";
+import { type LockGeneration, packLockManifest, packUnlockedSentinel, parseLockManifest } from "./manifests.ts";
+import type { WorkspaceTags } from "./workspace-names.ts";
+
+/**
+ * The lock protocol ghoten speaks (docs/oras-wire-format.md §4): a manifest under `locked-<wsTag>`
+ * with the holder's LockInfo, a generation and a lease. The registry has no compare-and-swap, so
+ * a write is verified by reading it back; serialising lockers inside one process is the
+ * coordinator's job above this layer (W1).
+ */
+
+export type LockStatus =
+  | { state: "unlocked"; digest: string | null }
+  | {
+      state: "locked";
+      info: LockInfo;
+      generation: number;
+      /** When the lease ends (ms since the epoch), or null for a lock without a lease. */
+      leaseExpiresAt: number | null;
+      digest: string;
+    }
+  /** The lock tag holds something unparseable; `info` names an unknown holder whose ID is the digest. */
+  | { state: "corrupt"; info: LockInfo; reason: string; digest: string }
+  /** Answer to a conditional read whose digest still matches. */
+  | { state: "unchanged"; digest: string };
+
+function corruptHolder(digest: string, reason: string, stateTag: string): LockInfo {
+  return { ...emptyLockInfo(), id: digest, who: "unknown", info: reason, path: stateTag };
+}
+
+function statusFrom(
+  parsed: ReturnType<typeof parseLockManifest>,
+  digest: string,
+  tags: WorkspaceTags,
+): Exclude<LockStatus, { state: "unchanged" }> {
+  switch (parsed.kind) {
+    case "free":
+      return { state: "unlocked", digest };
+    case "corrupt":
+      return { state: "corrupt", info: corruptHolder(digest, parsed.reason, tags.state), reason: parsed.reason, digest };
+    case "held": {
+      const g = parsed.generation;
+      return {
+        state: "locked",
+        info: parsed.info,
+        generation: g ? Number(g.generation) : 0,
+        leaseExpiresAt: g && g.leaseExpiryNs > 0n ? unixNanoToMs(g.leaseExpiryNs) : null,
+        digest,
+      };
+    }
+  }
+}
+
+/** One GET of the lock tag (conditional when `ifNoneMatch` is given). */
+export async function readLock(
+  ctx: CoreContext,
+  tags: WorkspaceTags,
+  opts: (CallOptions & { ifNoneMatch?: string | undefined }) | undefined,
+): Promise<LockStatus> {
+  const fetched = await ctx.target.fetchManifest(tags.locked, opts);
+  if (fetched === null) return { state: "unlocked", digest: null };
+  if (fetched.kind === "unchanged") return { state: "unchanged", digest: fetched.digest };
+  const digest = fetched.descriptor.digest;
+  return statusFrom(parseLockManifest(fetched.bytes, `lock at tag ${tags.locked}`, tags.state), digest, tags);
+}
+
+function generationOf(status: LockStatus): bigint {
+  return status.state === "locked" ? BigInt(status.generation) : 0n;
+}
+
+function isStale(ctx: CoreContext, status: LockStatus & { state: "locked" }): boolean {
+  return ctx.cfg.lockTTL > 0 && status.leaseExpiresAt !== null && ctx.cfg.now() > status.leaseExpiresAt;
+}
+
+function lockedError(tags: WorkspaceTags, status: LockStatus, suffix = ""): LockError {
+  if (status.state === "corrupt") {
+    return new LockError(
+      `workspace ${JSON.stringify(tags.name)} is locked by an unreadable lock at tag ${tags.locked} ` +
+        `(${status.reason}); force-unlock with ID ${status.digest} removes it`,
+      status.info,
+    );
+  }
+  if (status.state === "locked") {
+    return new LockError(
+      `workspace ${JSON.stringify(tags.name)} is locked by ${status.info.who || "an unknown holder"} ` +
+        `(lock ID ${status.info.id}${status.info.operation ? `, ${status.info.operation}` : ""})${suffix}`,
+      status.info,
+      { generation: status.generation },
+    );
+  }
+  return new LockError(`workspace ${JSON.stringify(tags.name)} is locked${suffix}`, emptyLockInfo());
+}
+
+/**
+ * Takes the lock for `info.id`. Steady state: GET lock tag, PUT lock manifest, GET to verify
+ * (3 requests). Locking again with the ID that holds it succeeds (clients retry lost answers).
+ */
+export async function acquireLock(
+  ctx: CoreContext,
+  tags: WorkspaceTags,
+  info: LockInfo,
+  opts: CallOptions | undefined,
+): Promise<string> {
+  if (!info || typeof info.id !== "string" || info.id === "") {
+    throw new InvalidArgumentError("lock info needs a non-empty ID");
+  }
+  const current = await readLock(ctx, tags, opts);
+  if (current.state === "corrupt") throw lockedError(tags, current);
+  if (current.state === "locked") {
+    if (current.info.id === info.id) return info.id;
+    if (!isStale(ctx, current)) throw lockedError(tags, current);
+    ctx.logger.info("clearing a stale lock", {
+      workspace: tags.name,
+      holder: current.info.id,
+      leaseExpiredAt: current.leaseExpiresAt,
+    });
+    await removeLock(ctx, tags, current.digest, opts);
+  }
+  const base = generationOf(current);
+  const generation: LockGeneration = {
+    generation: base > 0n ? base + 1n : 1n,
+    leaseExpiryNs: ctx.cfg.lockTTL > 0 ? msToUnixNano(ctx.cfg.now() + ctx.cfg.lockTTL) : 0n,
+    holderId: info.id,
+  };
+  const ours: LockInfo = { ...info, path: tags.state };
+  await ctx.ensureEmptyBlob(opts);
+  const bytes = packLockManifest({ workspace: tags.name, info: ours, generation, nowMs: ctx.cfg.now() });
+  const desc = await ctx.target.pushManifest(tags.locked, bytes, MEDIA_TYPE_OCI_MANIFEST, opts);
+
+  let check: LockStatus;
+  try {
+    check = await readLock(ctx, tags, opts);
+  } catch (err) {
+    // We cannot tell whether we hold it: take our manifest back rather than leave a lock nobody knows.
+    await removeLock(ctx, tags, desc.digest, opts).catch(() => {});
+    throw new UnavailableError(
+      `could not verify the lock just written at tag ${tags.locked}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  if (check.state === "locked" && check.info.id === info.id && BigInt(check.generation) === generation.generation) {
+    return info.id;
+  }
+  throw lockedError(tags, check, " (lost the race for the lock)");
+}
+
+export interface UnlockOptions extends CallOptions {
+  /** Remove the lock whoever holds it. */
+  force?: boolean | undefined;
+}
+
+/**
+ * Releases the lock held by `id`. A lock that is already gone is fine (B7). Steady state: GET the
+ * lock tag and DELETE its digest (2 requests); the digest read is the one deleted, so a newer
+ * holder's lock is never removed by accident.
+ */
+export async function releaseLock(
+  ctx: CoreContext,
+  tags: WorkspaceTags,
+  id: string,
+  opts: UnlockOptions | undefined,
+): Promise<void> {
+  const current = await readLock(ctx, tags, opts);
+  if (current.state === "unlocked" || current.state === "unchanged") return;
+  const holderId = current.info.id;
+  if (!opts?.force && id !== holderId) {
+    throw new LockError(
+      `lock ID mismatch: workspace ${JSON.stringify(tags.name)} is locked with ID ${holderId}, not ${id}`,
+      current.info,
+      current.state === "locked" ? { generation: current.generation } : {},
+    );
+  }
+  await removeLock(ctx, tags, current.digest, opts);
+}
+
+/**
+ * Deletes a lock manifest by digest. On a registry that refuses deletes (GHCR answers 405), points
+ * the lock tag at the "unlocked" sentinel instead, as ghoten does (§4.3).
+ */
+async function removeLock(ctx: CoreContext, tags: WorkspaceTags, digest: string, opts: CallOptions | undefined) {
+  try {
+    await ctx.target.deleteManifest(digest, { ...opts, tagHint: tags.locked });
+    return;
+  } catch (err) {
+    if (err instanceof NotFoundError) return;
+    if (!(err instanceof UnimplementedError)) throw err;
+  }
+  let sentinel = await ctx.target.fetchManifest(tags.unlocked, opts);
+  if (sentinel === null || sentinel.kind !== "manifest") {
+    await ctx.ensureEmptyBlob(opts);
+    const bytes = packUnlockedSentinel(tags.name, ctx.cfg.now());
+    const desc = await ctx.target.pushManifest(tags.unlocked, bytes, MEDIA_TYPE_OCI_MANIFEST, opts);
+    sentinel = { kind: "manifest", descriptor: desc, bytes };
+  }
+  await ctx.target.pushManifest(tags.locked, sentinel.bytes, MEDIA_TYPE_OCI_MANIFEST, opts);
+}

@@ -1,0 +1,106 @@
+import { createHash, type Hash } from "node:crypto";
+import { Readable } from "node:stream";
+import { constants as zlibConstants, createGunzip, createGzip } from "node:zlib";
+import { DataLossError, ResourceExhaustedError, TfstateError } from "../errors.ts";
+
+/**
+ * State bytes on their way to and from a layer blob: gzip (ghoten writes BestSpeed, any gzip
+ * reads), the decompressed size limit, and the MD5 OpenTofu uses as its change check.
+ */
+
+export function sizeLimitError(what: string, limit: number): ResourceExhaustedError {
+  return new ResourceExhaustedError(
+    `${what} exceeds the maximum state size of ${limit} bytes (maxStateSize / max_state_size)`,
+    limit,
+  );
+}
+
+/** Counts bytes through a stream and fails as soon as they pass `limit`. */
+export async function* limitStream(
+  source: AsyncIterable<Uint8Array>,
+  limit: number,
+  what: string,
+): AsyncGenerator<Uint8Array> {
+  let seen = 0;
+  for await (const chunk of source) {
+    seen += chunk.byteLength;
+    if (seen > limit) throw sizeLimitError(what, limit);
+    yield chunk;
+  }
+}
+
+/** Passes chunks through while hashing them with MD5; `digest()` is valid once the stream ended. */
+export class Md5Tap {
+  #hash: Hash = createHash("md5");
+  #size = 0;
+  #done = false;
+  async *tap(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const chunk of source) {
+      this.#hash.update(chunk);
+      this.#size += chunk.byteLength;
+      yield chunk;
+    }
+    this.#done = true;
+  }
+  get size(): number {
+    return this.#size;
+  }
+  digest(): Uint8Array {
+    if (!this.#done) throw new Error("md5 requested before the stream ended");
+    return new Uint8Array(this.#hash.digest());
+  }
+}
+
+export function md5(data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("md5").update(data).digest());
+}
+
+/** gzip at BestSpeed, as ghoten writes it. */
+export function gzipStream(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  return Readable.from(source, { objectMode: false }).pipe(createGzip({ level: zlibConstants.Z_BEST_SPEED }));
+}
+
+/**
+ * Decompresses a gzip layer. Corrupt gzip is data loss at `where`; errors already typed by the
+ * source (a digest mismatch, a size limit, an unavailable registry) pass through unchanged.
+ */
+export async function* gunzipStream(source: AsyncIterable<Uint8Array>, where: string): AsyncGenerator<Uint8Array> {
+  const input = Readable.from(source, { objectMode: false });
+  const gunzip = createGunzip();
+  let sourceError: unknown;
+  input.on("error", (err) => {
+    sourceError = err;
+    gunzip.destroy(err);
+  });
+  input.pipe(gunzip);
+  try {
+    for await (const chunk of gunzip) yield chunk as Uint8Array;
+  } catch (err) {
+    const cause = sourceError ?? err;
+    if (cause instanceof TfstateError) throw cause;
+    throw new DataLossError(`${where}: state layer is not valid gzip (${(cause as Error).message})`, { cause });
+  } finally {
+    input.destroy();
+    gunzip.destroy();
+  }
+}
+
+export async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const c of source) {
+    chunks.push(c);
+    total += c.byteLength;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+export async function* once(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield data;
+}

@@ -1,0 +1,175 @@
+import { mapLimit } from "../concurrency.ts";
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError, withContext } from "../errors.ts";
+import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
+import type { CallOptions } from "../oci/target.ts";
+import type { CoreContext } from "./core-context.ts";
+import { readLock } from "./locking.ts";
+import { LockError } from "./lock-error.ts";
+import { packStateManifest, parseStateManifest } from "./manifests.ts";
+import { fetchStateManifest, readStateAt } from "./state-read.ts";
+import { versionsInTags } from "./versions.ts";
+import { DEFAULT_WORKSPACE } from "./wire-format.ts";
+import { hashedWorkspaceTag, isHashedWorkspaceTag, parseStateTag, tagsFor } from "./workspace-names.ts";
+
+/** Names of hashed tags whose annotation hashes back to the tag: fixed forever, so cached. */
+const hashedNames = new WeakMap<CoreContext, Map<string, string>>();
+
+async function annotatedName(ctx: CoreContext, tag: string, opts: CallOptions | undefined): Promise<string | null> {
+  const fetched = await ctx.target.fetchManifest(tag, opts);
+  if (fetched === null || fetched.kind !== "manifest") return null;
+  return parseStateManifest(fetched.bytes, `state at tag ${tag}`).workspace ?? "";
+}
+
+/**
+ * Workspace names, read from the tag list as ghoten does (§1), with its gaps closed: a hashed tag
+ * is named by its annotation; `state-<x>-v<N>` without `state-<x>` is a workspace only when its
+ * annotation says it is one (ghoten's workspace literally named `<x>-v<N>`), never a phantom made
+ * of orphaned history. `default` is always there.
+ */
+export async function listWorkspaces(ctx: CoreContext, opts: CallOptions | undefined): Promise<string[]> {
+  const tags = await ctx.target.listTags(opts);
+  const present = new Set(tags);
+  const names = new Set<string>([DEFAULT_WORKSPACE]);
+  const lookups: { tag: string; literal: string; hashed: boolean }[] = [];
+  let cache = hashedNames.get(ctx);
+  if (!cache) {
+    cache = new Map();
+    hashedNames.set(ctx, cache);
+  }
+  for (const tag of tags) {
+    const p = parseStateTag(tag);
+    if (!p) continue;
+    if (p.kind === "version") {
+      if (p.spelling === "stver" || present.has(`state-${p.wsTag}`)) continue;
+      lookups.push({ tag, literal: tag.slice("state-".length), hashed: false });
+    } else if (isHashedWorkspaceTag(p.wsTag)) {
+      const known = cache.get(p.wsTag);
+      if (known !== undefined) names.add(known);
+      else lookups.push({ tag, literal: p.wsTag, hashed: true });
+    } else {
+      names.add(p.wsTag);
+    }
+  }
+  const resolved = await mapLimit(lookups, 10, async (l) => ({ ...l, name: await annotatedName(ctx, l.tag, opts) }));
+  for (const { literal, hashed, name } of resolved) {
+    if (name === null) continue; // deleted since the listing
+    if (hashed) {
+      const real = name === "" ? literal : name;
+      if (hashedWorkspaceTag(real) === literal) cache.set(literal, real);
+      names.add(real);
+    } else if (name === literal) {
+      names.add(literal);
+    }
+  }
+  return [...names].sort();
+}
+
+export interface WorkspaceInfo {
+  name: string;
+  /** The workspace exists (it has a state tag, or it is `default`). */
+  exists: boolean;
+  /** It holds a state (a manifest with a layer). */
+  hasState: boolean;
+  /** Stored layer size in bytes (compressed when gzip). */
+  storedSize: number;
+  updatedAt: string | undefined;
+  version: number | undefined;
+  /** Digest of the state manifest, when there is one. */
+  digest: string | undefined;
+}
+
+export async function describeWorkspace(
+  ctx: CoreContext,
+  name: string,
+  opts: CallOptions | undefined,
+): Promise<WorkspaceInfo> {
+  const tags = tagsFor(name);
+  const found = await fetchStateManifest(ctx, tags.state, opts);
+  return {
+    name,
+    exists: found !== null || name === DEFAULT_WORKSPACE,
+    hasState: found?.manifest.layer != null,
+    storedSize: found?.manifest.layer?.size ?? 0,
+    updatedAt: found?.manifest.updatedAt,
+    version: found?.manifest.version,
+    digest: found?.digest,
+  };
+}
+
+/**
+ * Makes a workspace visible at once (W7) by writing a state manifest with no layers, which ghoten
+ * reads as "no state" and lists as a workspace.
+ */
+export async function createWorkspace(ctx: CoreContext, name: string, opts: CallOptions | undefined): Promise<void> {
+  const tags = tagsFor(name);
+  if (name === DEFAULT_WORKSPACE || (await ctx.target.resolve(tags.state, opts))) {
+    throw new AlreadyExistsError(`workspace ${JSON.stringify(name)} already exists`);
+  }
+  await ctx.ensureEmptyBlob(opts);
+  const bytes = packStateManifest({ workspace: name, layer: null, nowMs: ctx.cfg.now() });
+  await ctx.target.pushManifest(tags.state, bytes, MEDIA_TYPE_OCI_MANIFEST, opts);
+}
+
+/** True unless the state is JSON whose `resources` list is empty or missing. */
+function mayHoldResources(data: Uint8Array): boolean {
+  try {
+    const state = JSON.parse(new TextDecoder().decode(data)) as { resources?: unknown };
+    return Array.isArray(state.resources) && state.resources.length > 0;
+  } catch {
+    return true; // encrypted or not JSON: we cannot tell, so we do not guess "empty"
+  }
+}
+
+/**
+ * Deletes a workspace: its state, its history (exactly its own version tags, never a prefix match:
+ * B1), its lock and its sentinel. Without `force` a locked workspace or one whose state holds
+ * resources is refused. A delete the registry refuses is an error, never a silent success (B5).
+ */
+export async function deleteWorkspace(
+  ctx: CoreContext,
+  name: string,
+  force: boolean,
+  opts: CallOptions | undefined,
+): Promise<void> {
+  const tags = tagsFor(name);
+  if (name === DEFAULT_WORKSPACE) {
+    throw new FailedPreconditionError('the "default" workspace cannot be deleted');
+  }
+  if (!force) {
+    const lock = await readLock(ctx, tags, opts);
+    if (lock.state === "locked" || lock.state === "corrupt") {
+      throw new LockError(
+        `workspace ${JSON.stringify(name)} is locked with ID ${lock.info.id}; unlock it or delete with force`,
+        lock.info,
+      );
+    }
+    const state = await readStateAt(ctx, tags.state, opts);
+    if (state && state.size > 0 && mayHoldResources(state.data)) {
+      throw new FailedPreconditionError(
+        `workspace ${JSON.stringify(name)} still has resources in its state; destroy them or delete with force`,
+      );
+    }
+  }
+  const present = new Set(await ctx.target.listTags(opts));
+  const doomed = [
+    tags.state,
+    ...[...versionsInTags(present, tags.wsTag)].sort(([a], [b]) => a - b).map(([, tag]) => tag),
+    tags.locked,
+    tags.unlocked,
+  ].filter((t) => present.has(t));
+  if (doomed.length === 0) throw new NotFoundError(`workspace ${JSON.stringify(name)} does not exist`);
+  const done = new Set<string>();
+  for (const tag of doomed) {
+    const desc = await ctx.target.resolve(tag, opts);
+    if (!desc || done.has(desc.digest)) continue;
+    try {
+      await ctx.target.deleteManifest(desc.digest, { ...opts, tagHint: tag });
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) {
+        throw err instanceof Error ? withContext(err, `deleting workspace ${JSON.stringify(name)} (tag ${tag})`) : err;
+      }
+    }
+    done.add(desc.digest);
+  }
+  ctx.stateCache.delete(tags.state);
+}
