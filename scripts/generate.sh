@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Lints the API in proto/ and regenerates the TypeScript code in src/gen.
+# Uses only npm-installed tools (buf, protoc-gen-es); Go and Python clients
+# are generated separately from buf.gen.clients.yaml.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$PWD/node_modules/.bin:$PATH"
+
+buf lint
+buf generate
