@@ -120,7 +120,9 @@ export function withContext<E extends Error>(err: E, context: string): E {
   Object.defineProperties(copy, {
     message: { value: `${context}: ${err.message}`, writable: true, configurable: true },
     cause: { value: err, writable: true, configurable: true },
-    stack: { value: `${err.name}: ${context}: ${err.message}\n${err.stack?.split("\n").slice(1).join("\n") ?? ""}` },
+    stack: {
+      value: `${err.name}: ${context}: ${err.message}\n${err.stack?.split("\n").slice(1).join("\n") ?? ""}`,
+    },
   });
   return copy;
 }

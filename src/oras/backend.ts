@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from "../errors.ts";
 import { noopLogger } from "../log.ts";
+import type { CredentialsOption } from "../oci/credentials.ts";
 import { createLayoutTarget } from "../oci/layout.ts";
 import { createRemoteTarget } from "../oci/remote.ts";
 import type { CallOptions, Target } from "../oci/target.ts";
@@ -26,11 +27,12 @@ export function targetFor(cfg: BackendConfig): Target {
     if (dir === "") throw new InvalidArgumentError(`repository ${JSON.stringify(repo)} names no directory`);
     return createLayoutTarget({ dir, ...(cfg.logger ? { logger: cfg.logger } : {}) });
   }
-  const credentials =
+  // Default: Docker's config.json (auths, credsStore, credHelpers), as docker and oras do.
+  const credentials: CredentialsOption =
     cfg.credentialFunc ??
     (cfg.username !== undefined || cfg.password !== undefined
       ? { username: cfg.username ?? "", password: cfg.password ?? "" }
-      : {});
+      : { dockerConfig: undefined });
   return createRemoteTarget({
     repository: repo,
     plainHTTP: cfg.plainHTTP ?? false,

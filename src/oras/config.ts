@@ -83,11 +83,14 @@ function nonNegativeInt(name: string, v: number | undefined, dflt: number): numb
 /** Validates the core's own settings and applies the seed's defaults. */
 export function resolveConfig(cfg: BackendConfig): ResolvedConfig {
   if (typeof cfg.repository !== "string" || cfg.repository.trim() === "") {
-    if (!cfg.target) throw new InvalidArgumentError("repository is required (host[:port]/path or oci-layout:DIR)");
+    if (!cfg.target)
+      throw new InvalidArgumentError("repository is required (host[:port]/path or oci-layout:DIR)");
   }
   const compression = (cfg.compression ?? "none").trim().toLowerCase();
   if (compression !== "none" && compression !== "gzip") {
-    throw new InvalidArgumentError(`compression must be "none" or "gzip", got ${JSON.stringify(cfg.compression)}`);
+    throw new InvalidArgumentError(
+      `compression must be "none" or "gzip", got ${JSON.stringify(cfg.compression)}`,
+    );
   }
   const maxStateSize = nonNegativeInt("maxStateSize", cfg.maxStateSize, 0) || DEFAULT_MAX_STATE_SIZE;
   return {

@@ -5,7 +5,12 @@ import type { CoreContext } from "./core-context.ts";
 import { msToUnixNano, unixNanoToMs } from "./go-time.ts";
 import { LockError } from "./lock-error.ts";
 import { emptyLockInfo, type LockInfo } from "./lock-info.ts";
-import { type LockGeneration, packLockManifest, packUnlockedSentinel, parseLockManifest } from "./manifests.ts";
+import {
+  type LockGeneration,
+  packLockManifest,
+  packUnlockedSentinel,
+  parseLockManifest,
+} from "./manifests.ts";
 import type { WorkspaceTags } from "./workspace-names.ts";
 
 /**
@@ -21,6 +26,8 @@ export type LockStatus =
       state: "locked";
       info: LockInfo;
       generation: number;
+      /** `holder_id` of the generation annotation ("" for a legacy lock without one). */
+      holderId: string;
       /** When the lease ends (ms since the epoch), or null for a lock without a lease. */
       leaseExpiresAt: number | null;
       digest: string;
@@ -43,13 +50,19 @@ function statusFrom(
     case "free":
       return { state: "unlocked", digest };
     case "corrupt":
-      return { state: "corrupt", info: corruptHolder(digest, parsed.reason, tags.state), reason: parsed.reason, digest };
+      return {
+        state: "corrupt",
+        info: corruptHolder(digest, parsed.reason, tags.state),
+        reason: parsed.reason,
+        digest,
+      };
     case "held": {
       const g = parsed.generation;
       return {
         state: "locked",
         info: parsed.info,
         generation: g ? Number(g.generation) : 0,
+        holderId: g?.holderId ?? "",
         leaseExpiresAt: g && g.leaseExpiryNs > 0n ? unixNanoToMs(g.leaseExpiryNs) : null,
         digest,
       };
@@ -144,7 +157,13 @@ export async function acquireLock(
       { cause: err },
     );
   }
-  if (check.state === "locked" && check.info.id === info.id && BigInt(check.generation) === generation.generation) {
+  // ghoten's rule: our generation and our holder_id, or someone else wrote after us.
+  if (
+    check.state === "locked" &&
+    check.info.id === info.id &&
+    check.holderId === info.id &&
+    BigInt(check.generation) === generation.generation
+  ) {
     return info.id;
   }
   throw lockedError(tags, check, " (lost the race for the lock)");
@@ -183,7 +202,12 @@ export async function releaseLock(
  * Deletes a lock manifest by digest. On a registry that refuses deletes (GHCR answers 405), points
  * the lock tag at the "unlocked" sentinel instead, as ghoten does (§4.3).
  */
-async function removeLock(ctx: CoreContext, tags: WorkspaceTags, digest: string, opts: CallOptions | undefined) {
+async function removeLock(
+  ctx: CoreContext,
+  tags: WorkspaceTags,
+  digest: string,
+  opts: CallOptions | undefined,
+) {
   try {
     await ctx.target.deleteManifest(digest, { ...opts, tagHint: tags.locked });
     return;

@@ -24,7 +24,12 @@ import {
  */
 
 /** The OCI empty descriptor as oras-go writes it (with `data` = base64 of `{}`). */
-export const EMPTY_DESCRIPTOR: Descriptor = { mediaType: MEDIA_TYPE_EMPTY, digest: EMPTY_DIGEST, size: 2, data: "e30=" };
+export const EMPTY_DESCRIPTOR: Descriptor = {
+  mediaType: MEDIA_TYPE_EMPTY,
+  digest: EMPTY_DIGEST,
+  size: 2,
+  data: "e30=",
+};
 
 function descriptorJson(d: Descriptor): Record<string, unknown> {
   const out: Record<string, unknown> = { mediaType: d.mediaType, digest: d.digest, size: d.size };
@@ -69,7 +74,8 @@ export function packStateManifest(input: StateManifestInput): Uint8Array {
     [ANNOTATION_WORKSPACE]: input.workspace,
     [ANNOTATION_UPDATED_AT]: rfc3339Nano(input.nowMs),
   };
-  if (input.version !== undefined && input.version > 0) annotations[ANNOTATION_VERSION] = String(input.version);
+  if (input.version !== undefined && input.version > 0)
+    annotations[ANNOTATION_VERSION] = String(input.version);
   const layers = input.layer
     ? [{ mediaType: input.layer.mediaType, digest: input.layer.digest, size: input.layer.size }]
     : [];
@@ -186,14 +192,16 @@ function annotationsOf(m: RawManifest, where: string): Record<string, string> {
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(m.annotations as Record<string, unknown>)) {
-    if (typeof v !== "string") throw new DataLossError(`${where}: annotation ${JSON.stringify(k)} is not a string`);
+    if (typeof v !== "string")
+      throw new DataLossError(`${where}: annotation ${JSON.stringify(k)} is not a string`);
     out[k] = v;
   }
   return out;
 }
 
 function layerDescriptor(raw: unknown, where: string): Descriptor {
-  if (typeof raw !== "object" || raw === null) throw new DataLossError(`${where}: layer descriptor is not an object`);
+  if (typeof raw !== "object" || raw === null)
+    throw new DataLossError(`${where}: layer descriptor is not an object`);
   const d = raw as Record<string, unknown>;
   if (typeof d.mediaType !== "string" || typeof d.digest !== "string" || typeof d.size !== "number") {
     throw new DataLossError(`${where}: layer descriptor lacks mediaType, digest or size`);
@@ -229,14 +237,17 @@ export function parseStateManifest(bytes: Uint8Array, where: string): ParsedStat
   const annotations = annotationsOf(m, where);
   const layers = m.layers === undefined || m.layers === null ? [] : m.layers;
   if (!Array.isArray(layers)) throw new DataLossError(`${where}: manifest layers are not a list`);
-  if (layers.length > 1) throw new DataLossError(`${where}: state manifest has ${layers.length} layers, expected one`);
+  if (layers.length > 1)
+    throw new DataLossError(`${where}: state manifest has ${layers.length} layers, expected one`);
   let layer: Descriptor | null = null;
   let gzip = false;
   if (layers.length === 1) {
     layer = layerDescriptor(layers[0], where);
     if (layer.mediaType === MEDIA_TYPE_STATE_GZIP) gzip = true;
     else if (layer.mediaType !== MEDIA_TYPE_STATE) {
-      throw new DataLossError(`${where}: unsupported state layer media type ${JSON.stringify(layer.mediaType)}`);
+      throw new DataLossError(
+        `${where}: unsupported state layer media type ${JSON.stringify(layer.mediaType)}`,
+      );
     }
   }
   const versionText = annotations[ANNOTATION_VERSION];
@@ -268,7 +279,10 @@ export function parseLockManifest(bytes: Uint8Array, where: string, stateTag: st
     return { kind: "corrupt", reason: (err as Error).message };
   }
   if (m.artifactType !== undefined && m.artifactType !== "" && m.artifactType !== ARTIFACT_TYPE_LOCK) {
-    return { kind: "corrupt", reason: `${where}: unexpected lock manifest artifactType ${JSON.stringify(m.artifactType)}` };
+    return {
+      kind: "corrupt",
+      reason: `${where}: unexpected lock manifest artifactType ${JSON.stringify(m.artifactType)}`,
+    };
   }
   const generation = generationFromJson(annotations[ANNOTATION_LOCK_GENERATION]);
   const infoText = annotations[ANNOTATION_LOCK_INFO] ?? "";
@@ -288,4 +302,19 @@ export function parseLockManifest(bytes: Uint8Array, where: string, stateTag: st
   if (info.path === "") info.path = stateTag;
   if (info.id === "") return { kind: "free", generation };
   return { kind: "held", info, generation };
+}
+
+/**
+ * The workspace a manifest at a derived tag belongs to, from its annotation; undefined when it has
+ * none (or does not parse). ghoten stores workspace `<x>-v<N>` under the tag that is also version N
+ * of `<x>` (B2), so deletes check this before removing a tag that merely looks like ours.
+ */
+export function annotatedWorkspace(bytes: Uint8Array): string | undefined {
+  try {
+    const m = JSON.parse(new TextDecoder().decode(bytes)) as { annotations?: Record<string, unknown> };
+    const ws = m.annotations?.[ANNOTATION_WORKSPACE];
+    return typeof ws === "string" ? ws : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { Readable } from "node:stream";
-import { constants as zlibConstants, createGunzip, createGzip } from "node:zlib";
+import { createGunzip, createGzip, constants as zlibConstants } from "node:zlib";
 import { DataLossError, ResourceExhaustedError, TfstateError } from "../errors.ts";
 
 /**
@@ -34,6 +34,7 @@ export class Md5Tap {
   #hash: Hash = createHash("md5");
   #size = 0;
   #done = false;
+  #sum: Uint8Array | undefined;
   async *tap(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     for await (const chunk of source) {
       this.#hash.update(chunk);
@@ -47,7 +48,8 @@ export class Md5Tap {
   }
   digest(): Uint8Array {
     if (!this.#done) throw new Error("md5 requested before the stream ended");
-    return new Uint8Array(this.#hash.digest());
+    this.#sum ??= new Uint8Array(this.#hash.digest());
+    return this.#sum;
   }
 }
 
@@ -64,7 +66,10 @@ export function gzipStream(source: AsyncIterable<Uint8Array>): AsyncIterable<Uin
  * Decompresses a gzip layer. Corrupt gzip is data loss at `where`; errors already typed by the
  * source (a digest mismatch, a size limit, an unavailable registry) pass through unchanged.
  */
-export async function* gunzipStream(source: AsyncIterable<Uint8Array>, where: string): AsyncGenerator<Uint8Array> {
+export async function* gunzipStream(
+  source: AsyncIterable<Uint8Array>,
+  where: string,
+): AsyncGenerator<Uint8Array> {
   const input = Readable.from(source, { objectMode: false });
   const gunzip = createGunzip();
   let sourceError: unknown;
@@ -78,7 +83,9 @@ export async function* gunzipStream(source: AsyncIterable<Uint8Array>, where: st
   } catch (err) {
     const cause = sourceError ?? err;
     if (cause instanceof TfstateError) throw cause;
-    throw new DataLossError(`${where}: state layer is not valid gzip (${(cause as Error).message})`, { cause });
+    throw new DataLossError(`${where}: state layer is not valid gzip (${(cause as Error).message})`, {
+      cause,
+    });
   } finally {
     input.destroy();
     gunzip.destroy();

@@ -2,13 +2,13 @@ import { NotFoundError, UnimplementedError } from "../errors.ts";
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
 import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
-import { acquireLock, type LockStatus, readLock, releaseLock, type UnlockOptions } from "./locking.ts";
 import type { LockInfo } from "./lock-info.ts";
+import { acquireLock, type LockStatus, readLock, releaseLock, type UnlockOptions } from "./locking.ts";
 import { packStateManifest } from "./manifests.ts";
 import { fetchStateManifest, openLayer, readStateAt, type StatePayload } from "./state-read.ts";
 import { type PutResult, writeState } from "./state-write.ts";
 import { listVersions, readVersion, repointTags, type VersionInfo, waitForRetention } from "./versions.ts";
-import { type WorkspaceTags, tagsFor, versionTag } from "./workspace-names.ts";
+import { tagsFor, versionTag, type WorkspaceTags } from "./workspace-names.ts";
 
 /** A state read as a stream, for states too large to hold in memory at once. */
 export interface StateReader {

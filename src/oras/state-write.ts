@@ -1,5 +1,5 @@
 import { promisify } from "node:util";
-import { constants as zlibConstants, gzip as gzipCb } from "node:zlib";
+import { gzip as gzipCb, constants as zlibConstants } from "node:zlib";
 import { sha256Digest } from "../oci/digest.ts";
 import type { CallOptions, Descriptor } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
@@ -22,7 +22,11 @@ export interface PutResult {
 }
 
 /** The next version number, decided once per logical write (W6): never renumbered by a retry. */
-async function nextVersion(ctx: CoreContext, tags: WorkspaceTags, opts: CallOptions | undefined): Promise<number> {
+async function nextVersion(
+  ctx: CoreContext,
+  tags: WorkspaceTags,
+  opts: CallOptions | undefined,
+): Promise<number> {
   const current = await fetchStateManifest(ctx, tags.state, opts);
   if (current?.manifest.version !== undefined) return current.manifest.version + 1;
   // No annotation (a legacy state, an empty workspace, or history without a current state):

@@ -1,9 +1,9 @@
+import { mapLimit } from "../concurrency.ts";
 import { NotFoundError, UnimplementedError } from "../errors.ts";
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
 import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
-import { mapLimit } from "../concurrency.ts";
-import { packStateManifest, parseStateManifest } from "./manifests.ts";
+import { annotatedWorkspace, packStateManifest, parseStateManifest } from "./manifests.ts";
 import { fetchStateManifest, readStateAt, type StatePayload } from "./state-read.ts";
 import { parseStateTag, versionTagCandidates, type WorkspaceTags } from "./workspace-names.ts";
 
@@ -38,7 +38,11 @@ export function versionsInTags(tags: Iterable<string>, wsTag: string): Map<numbe
   return out;
 }
 
-export async function highestVersion(ctx: CoreContext, wsTag: string, opts: CallOptions | undefined): Promise<number> {
+export async function highestVersion(
+  ctx: CoreContext,
+  wsTag: string,
+  opts: CallOptions | undefined,
+): Promise<number> {
   const versions = versionsInTags(await ctx.target.listTags(opts), wsTag);
   return versions.size === 0 ? 0 : Math.max(...versions.keys());
 }
@@ -52,6 +56,7 @@ export async function listVersions(
   const out = await mapLimit(found, 10, async ([version, tag]) => {
     const m = await fetchStateManifest(ctx, tag, opts, false);
     if (!m) return null; // deleted between the listing and the read
+    if (m.manifest.workspace !== undefined && m.manifest.workspace !== tags.name) return null; // B2
     return {
       version,
       tag,
@@ -139,11 +144,16 @@ async function applyRetention(ctx: CoreContext, tags: WorkspaceTags, written: nu
   const resolved = await mapLimit([...versions], 10, async ([n, tag]) => ({
     n,
     tag,
-    desc: await target.resolve(tag),
+    fetched: await target.fetchManifest(tag),
   }));
   const groups = new Map<string, { remove: string[]; keep: string[] }>();
-  for (const { n, tag, desc } of resolved) {
-    if (!desc || desc.digest === current?.digest) continue; // never delete the current state
+  for (const { n, tag, fetched } of resolved) {
+    if (fetched?.kind !== "manifest") continue;
+    const digest = fetched.descriptor.digest;
+    if (digest === current?.digest) continue; // never delete the current state
+    const owner = annotatedWorkspace(fetched.bytes);
+    if (owner !== undefined && owner !== tags.name) continue; // another workspace's tag (B2)
+    const desc = { digest };
     const g = groups.get(desc.digest) ?? { remove: [], keep: [] };
     (drop.has(n) ? g.remove : g.keep).push(tag);
     groups.set(desc.digest, g);
@@ -157,7 +167,10 @@ async function applyRetention(ctx: CoreContext, tags: WorkspaceTags, written: nu
     } catch (err) {
       if (err instanceof NotFoundError) continue;
       if (err instanceof UnimplementedError) {
-        ctx.logger.warn("registry refuses deletes; old versions stay", { workspace: tags.name, tag: g.remove[0] });
+        ctx.logger.warn("registry refuses deletes; old versions stay", {
+          workspace: tags.name,
+          tag: g.remove[0],
+        });
         return;
       }
       throw err;
@@ -168,7 +181,7 @@ async function applyRetention(ctx: CoreContext, tags: WorkspaceTags, written: nu
 /** Re-packs the manifest at `digest` (same layer and version, new updated_at) under `tags`. */
 export async function repointTags(ctx: CoreContext, digest: string, tags: string[]): Promise<void> {
   const fetched = await ctx.target.fetchManifest(digest);
-  if (!fetched || fetched.kind !== "manifest") return;
+  if (fetched?.kind !== "manifest") return;
   const m = parseStateManifest(fetched.bytes, `state manifest ${digest}`);
   const bytes = packStateManifest({
     workspace: m.workspace ?? "",

@@ -34,6 +34,7 @@ export function validateWorkspaceName(name: unknown): asserts name is string {
     );
   }
   // C0 and C1 control characters and DEL cannot be typed, logged or shown safely.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
   const control = /[\u0000-\u001f\u007f-\u009f]/.exec(name);
   if (control) {
     const code = control[0].codePointAt(0)?.toString(16).padStart(4, "0");

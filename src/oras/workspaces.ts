@@ -3,9 +3,9 @@ import { AlreadyExistsError, FailedPreconditionError, NotFoundError, withContext
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
 import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
-import { readLock } from "./locking.ts";
 import { LockError } from "./lock-error.ts";
-import { packStateManifest, parseStateManifest } from "./manifests.ts";
+import { readLock } from "./locking.ts";
+import { annotatedWorkspace, packStateManifest, parseStateManifest } from "./manifests.ts";
 import { fetchStateManifest, readStateAt } from "./state-read.ts";
 import { versionsInTags } from "./versions.ts";
 import { DEFAULT_WORKSPACE } from "./wire-format.ts";
@@ -14,7 +14,11 @@ import { hashedWorkspaceTag, isHashedWorkspaceTag, parseStateTag, tagsFor } from
 /** Names of hashed tags whose annotation hashes back to the tag: fixed forever, so cached. */
 const hashedNames = new WeakMap<CoreContext, Map<string, string>>();
 
-async function annotatedName(ctx: CoreContext, tag: string, opts: CallOptions | undefined): Promise<string | null> {
+async function annotatedName(
+  ctx: CoreContext,
+  tag: string,
+  opts: CallOptions | undefined,
+): Promise<string | null> {
   const fetched = await ctx.target.fetchManifest(tag, opts);
   if (fetched === null || fetched.kind !== "manifest") return null;
   return parseStateManifest(fetched.bytes, `state at tag ${tag}`).workspace ?? "";
@@ -50,7 +54,10 @@ export async function listWorkspaces(ctx: CoreContext, opts: CallOptions | undef
       names.add(p.wsTag);
     }
   }
-  const resolved = await mapLimit(lookups, 10, async (l) => ({ ...l, name: await annotatedName(ctx, l.tag, opts) }));
+  const resolved = await mapLimit(lookups, 10, async (l) => ({
+    ...l,
+    name: await annotatedName(ctx, l.tag, opts),
+  }));
   for (const { literal, hashed, name } of resolved) {
     if (name === null) continue; // deleted since the listing
     if (hashed) {
@@ -100,7 +107,11 @@ export async function describeWorkspace(
  * Makes a workspace visible at once (W7) by writing a state manifest with no layers, which ghoten
  * reads as "no state" and lists as a workspace.
  */
-export async function createWorkspace(ctx: CoreContext, name: string, opts: CallOptions | undefined): Promise<void> {
+export async function createWorkspace(
+  ctx: CoreContext,
+  name: string,
+  opts: CallOptions | undefined,
+): Promise<void> {
   const tags = tagsFor(name);
   if (name === DEFAULT_WORKSPACE || (await ctx.target.resolve(tags.state, opts))) {
     throw new AlreadyExistsError(`workspace ${JSON.stringify(name)} already exists`);
@@ -160,13 +171,18 @@ export async function deleteWorkspace(
   if (doomed.length === 0) throw new NotFoundError(`workspace ${JSON.stringify(name)} does not exist`);
   const done = new Set<string>();
   for (const tag of doomed) {
-    const desc = await ctx.target.resolve(tag, opts);
-    if (!desc || done.has(desc.digest)) continue;
+    const fetched = await ctx.target.fetchManifest(tag, opts);
+    if (fetched?.kind !== "manifest" || done.has(fetched.descriptor.digest)) continue;
+    const owner = annotatedWorkspace(fetched.bytes);
+    if (owner !== undefined && owner !== name) continue; // ghoten's workspace `<x>-v<N>`, not our history (B2)
+    const desc = fetched.descriptor;
     try {
       await ctx.target.deleteManifest(desc.digest, { ...opts, tagHint: tag });
     } catch (err) {
       if (!(err instanceof NotFoundError)) {
-        throw err instanceof Error ? withContext(err, `deleting workspace ${JSON.stringify(name)} (tag ${tag})`) : err;
+        throw err instanceof Error
+          ? withContext(err, `deleting workspace ${JSON.stringify(name)} (tag ${tag})`)
+          : err;
       }
     }
     done.add(desc.digest);

@@ -25,7 +25,14 @@ describe("state manifest (§2.1)", () => {
   test("packs the image-manifest-with-artifactType shape oras-go writes", () => {
     const now = Date.UTC(2026, 0, 2, 7, 33, 40, 120);
     const m = json(packStateManifest({ workspace: "my ws", layer: LAYER, version: 3, nowMs: now }));
-    assert.deepEqual(Object.keys(m), ["schemaVersion", "mediaType", "artifactType", "config", "layers", "annotations"]);
+    assert.deepEqual(Object.keys(m), [
+      "schemaVersion",
+      "mediaType",
+      "artifactType",
+      "config",
+      "layers",
+      "annotations",
+    ]);
     assert.equal(m.schemaVersion, 2);
     assert.equal(m.mediaType, "application/vnd.oci.image.manifest.v1+json");
     assert.equal(m.artifactType, "application/vnd.terraform.state.v1");
@@ -59,7 +66,10 @@ describe("state manifest (§2.1)", () => {
   test("B8: anything unexpected at a state tag is data loss naming the tag, never 'no state'", () => {
     const base = json(packStateManifest({ workspace: "w", layer: LAYER, nowMs: 0 }));
     const cases: [unknown, RegExp][] = [
-      [{ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] }, /image index/],
+      [
+        { schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] },
+        /image index/,
+      ],
       [{ ...base, artifactType: "application/vnd.other" }, /unexpected state manifest artifactType/],
       [{ ...base, layers: [{ ...LAYER, mediaType: "text/plain" }] }, /unsupported state layer media type/],
       [{ ...base, layers: [LAYER, LAYER] }, /2 layers/],
@@ -72,7 +82,10 @@ describe("state manifest (§2.1)", () => {
         (e: unknown) => e instanceof DataLossError && re.test(e.message) && e.message.includes("state-w"),
       );
     }
-    assert.throws(() => parseStateManifest(new Uint8Array([0xff, 0xfe]), "state at tag state-w"), DataLossError);
+    assert.throws(
+      () => parseStateManifest(new Uint8Array([0xff, 0xfe]), "state at tag state-w"),
+      DataLossError,
+    );
   });
 
   test("an empty artifactType and a gzip layer are read", () => {
@@ -106,7 +119,15 @@ describe("lock manifest (§2.2–2.4)", () => {
 
   test("LockInfo JSON uses Go's keys and order, and survives a round trip with nanoseconds", () => {
     const text = lockInfoToGoJson(info);
-    assert.deepEqual(Object.keys(JSON.parse(text)), ["ID", "Operation", "Info", "Who", "Version", "Created", "Path"]);
+    assert.deepEqual(Object.keys(JSON.parse(text)), [
+      "ID",
+      "Operation",
+      "Info",
+      "Who",
+      "Version",
+      "Created",
+      "Path",
+    ]);
     assert.deepEqual(lockInfoFromGoJson(text), info);
     assert.throws(() => lockInfoFromGoJson('{"ID": 5}'), /field "ID" must be a string/);
   });
@@ -135,7 +156,11 @@ describe("lock manifest (§2.2–2.4)", () => {
   test("only lock.id set: the holder is {ID, Path: state tag}", () => {
     const bytes = enc({ schemaVersion: 2, annotations: { "org.terraform.lock.id": "abc" } });
     const p = parseLockManifest(bytes, "lock", "state-w");
-    assert.deepEqual(p, { kind: "held", info: { ...emptyLockInfo(), id: "abc", path: "state-w" }, generation: null });
+    assert.deepEqual(p, {
+      kind: "held",
+      info: { ...emptyLockInfo(), id: "abc", path: "state-w" },
+      generation: null,
+    });
   });
 
   test("B6: unparseable lock info or a wrong artifactType is 'corrupt', not an inconsistent read", () => {

@@ -71,11 +71,14 @@ describe("workspace name validation", () => {
   ];
   for (const [name, msg] of bad) {
     test(`rejects ${JSON.stringify(name).slice(0, 30)}`, () => {
-      assert.throws(() => validateWorkspaceName(name), (err: unknown) => {
-        assert.ok(err instanceof InvalidArgumentError);
-        assert.match(err.message, msg);
-        return true;
-      });
+      assert.throws(
+        () => validateWorkspaceName(name),
+        (err: unknown) => {
+          assert.ok(err instanceof InvalidArgumentError);
+          assert.match(err.message, msg);
+          return true;
+        },
+      );
     });
   }
   test("accepts spaces, slashes, unicode and 255 bytes", () => {
@@ -94,8 +97,18 @@ describe("version tags (§5.1)", () => {
     assert.equal(parseVersionSuffix("x-vpc"), null);
   });
   test("both spellings parse; stver- is always a version", () => {
-    assert.deepEqual(parseStateTag("state-dev-v4"), { kind: "version", wsTag: "dev", version: 4, spelling: "state" });
-    assert.deepEqual(parseStateTag("stver-dev-v4"), { kind: "version", wsTag: "dev", version: 4, spelling: "stver" });
+    assert.deepEqual(parseStateTag("state-dev-v4"), {
+      kind: "version",
+      wsTag: "dev",
+      version: 4,
+      spelling: "state",
+    });
+    assert.deepEqual(parseStateTag("stver-dev-v4"), {
+      kind: "version",
+      wsTag: "dev",
+      version: 4,
+      spelling: "stver",
+    });
     assert.deepEqual(parseStateTag("state-dev"), { kind: "state", wsTag: "dev" });
     assert.equal(parseStateTag("locked-dev"), null);
     assert.equal(parseStateTag("state-"), null);
