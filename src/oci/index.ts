@@ -1,0 +1,16 @@
+/**
+ * oci-tfstate/oci: storage targets for one OCI repository (knows OCI, nothing about Terraform).
+ */
+export { createLayoutTarget, type LayoutTarget, type LayoutTargetOptions } from "./layout.ts";
+export {
+  type Credential,
+  type CredentialFunc,
+  type CredentialsOption,
+  createRemoteTarget,
+  parseRepositoryReference,
+  RegistryResponseError,
+  type RemoteTarget,
+  type RemoteTargetOptions,
+  type RetryOptions,
+} from "./remote.ts";
+export type { BlobSource, CallOptions, Descriptor, Manifest, ManifestFetch, Target } from "./target.ts";
