@@ -62,7 +62,10 @@ export interface Target {
    * Streams a blob, verified against the descriptor's digest and size: the iterable throws
    * DataLossError at the end when they do not match. Throws NotFoundError if absent.
    */
-  fetchBlob(desc: Pick<Descriptor, "digest" | "size">, opts?: CallOptions): Promise<AsyncIterable<Uint8Array>>;
+  fetchBlob(
+    desc: Pick<Descriptor, "digest" | "size">,
+    opts?: CallOptions,
+  ): Promise<AsyncIterable<Uint8Array>>;
   /** Stores a blob and returns its descriptor (digest and size as stored). */
   pushBlob(source: BlobSource, mediaType: string, opts?: PushBlobOptions): Promise<Descriptor>;
 
@@ -77,7 +80,12 @@ export interface Target {
     opts?: CallOptions & { ifNoneMatch?: string | undefined },
   ): Promise<ManifestFetch | null>;
   /** PUT of a manifest under a tag or its digest; returns its descriptor. */
-  pushManifest(reference: string, bytes: Uint8Array, mediaType: string, opts?: CallOptions): Promise<Descriptor>;
+  pushManifest(
+    reference: string,
+    bytes: Uint8Array,
+    mediaType: string,
+    opts?: CallOptions,
+  ): Promise<Descriptor>;
   /**
    * Deletes a manifest by digest (on registries this removes every tag pointing at it).
    * NotFoundError if it is already gone; UnimplementedError if the store refuses deletes.
