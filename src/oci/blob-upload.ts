@@ -113,9 +113,9 @@ export class BlobUploader {
     const location = await this.client.retrying(() => this.startSession(call), call);
     const session = new UploadSession(this.client, location, call);
     try {
-      let held = firstPiece;
-      await session.patch(held);
-      held = second.value;
+      await session.patch(firstPiece);
+      // One piece is held back so the last one can ride on the closing PUT.
+      let held = second.value;
       for (;;) {
         const next = await pieces.next();
         if (next.done) break;
@@ -179,7 +179,8 @@ export class BlobUploader {
       },
       call,
     );
-    await this.expectCreated(res, "PUT", digest, call);
+    if (res.status < 200 || res.status > 299 || res.status === 202) await this.client.fail(res, "PUT", call);
+    await this.checkStoredDigest(res, digest, call);
   }
 
   /** One attempt at a chunked upload of in-memory content (a retry starts a fresh session). */
@@ -196,7 +197,9 @@ export class BlobUploader {
         throw new DataLossError(`${call.what}: the content changed while it was being uploaded`);
       }
     } catch (err) {
-      await this.cancel(session.location, call);
+      // After a transient failure the whole upload is tried again; the registry is struggling,
+      // so it is spared the clean-up request (abandoned sessions expire).
+      if (!(err instanceof TransientError)) await this.cancel(session.location, call);
       throw err;
     }
   }
@@ -221,16 +224,6 @@ export class BlobUploader {
       );
     }
     return new URL(location, res.url);
-  }
-
-  private async expectCreated(
-    res: HttpResponse,
-    method: "PUT",
-    digest: string,
-    call: CallContext,
-  ): Promise<void> {
-    if (res.status < 200 || res.status > 299 || res.status === 202) await this.client.fail(res, method, call);
-    await this.checkStoredDigest(res, digest, call);
   }
 
   private async checkStoredDigest(res: HttpResponse, digest: string, call: CallContext): Promise<void> {

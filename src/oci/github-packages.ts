@@ -14,6 +14,7 @@ import {
 } from "../errors.ts";
 import type { CallContext } from "./call-context.ts";
 import type { Credential } from "./credentials.ts";
+import { isDigest } from "./digest.ts";
 import { discard, type HttpClient, type HttpResponse, header, readBody } from "./http-client.ts";
 import { errorFromResponse, readErrorBody } from "./registry-error.ts";
 import { isRetryableStatus, parseRetryAfter, type RetryOptions, TransientError, withRetry } from "./retry.ts";
@@ -136,8 +137,10 @@ export class GitHubPackages {
       if (versions.length === 0) return undefined;
       const match =
         versions.find((v) => v.name === digest) ??
+        // By tag only where the version does not name its digest: a version named after another
+        // digest is other content (the tag may have moved), and deleting it would lose data.
         (tagHint !== undefined
-          ? versions.find((v) => v.metadata?.container?.tags?.includes(tagHint))
+          ? versions.find((v) => !isDigest(v.name ?? "") && v.metadata?.container?.tags?.includes(tagHint))
           : undefined);
       if (match !== undefined) return match;
     }

@@ -66,10 +66,6 @@ const TLS_VERIFY_CODES = new Set([
   "ERR_TLS_CERT_ALTNAME_INVALID",
 ]);
 
-export function hostOf(url: URL): string {
-  return url.host;
-}
-
 /** First value of a response header. */
 export function header(res: HttpResponse, name: string): string | undefined {
   const v = res.headers[name.toLowerCase()];
@@ -128,7 +124,7 @@ export async function readBody(
 
 /** A network failure as TransientError (worth another try) or UnavailableError (not). */
 export function networkError(err: unknown, method: HttpMethod, url: URL, call: CallContext): Error {
-  const host = hostOf(url);
+  const host = url.host;
   const code = errorCode(err);
   const reason = code !== undefined ? `${code}: ${errorText(err)}` : errorText(err);
   if (code !== undefined && RETRYABLE_CODES.has(code)) {

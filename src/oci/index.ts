@@ -12,5 +12,6 @@ export {
   type RemoteTarget,
   type RemoteTargetOptions,
   type RetryOptions,
+  registryErrorInfo,
 } from "./remote.ts";
 export type { BlobSource, CallOptions, Descriptor, Manifest, ManifestFetch, Target } from "./target.ts";

@@ -26,7 +26,7 @@ export type AuthUsed =
   | { kind: "basic"; value: string }
   | { kind: "access-token"; value: string }
   | { kind: "bearer-cached"; value: string; token: string }
-  | { kind: "bearer-fresh"; value: string; token: string };
+  | { kind: "bearer-fresh"; value: string; token: string; scopes: readonly string[] };
 
 type Scheme =
   | { kind: "unknown" }
@@ -94,6 +94,11 @@ export class RegistryAuth {
   private readonly tokens = new TokenCache();
   private scheme: Scheme = { kind: "unknown" };
   private credentialCache: { value: Credential | undefined; until: number } | undefined;
+  /**
+   * Scopes to ask the token service for, per scope key, where a challenge asked for more than the
+   * key itself (so a renewal after expiry asks for the same and needs no 401 round trip either).
+   */
+  private readonly learnedScopes = new Map<string, string[]>();
 
   constructor(opts: RegistryAuthOptions) {
     this.host = opts.host;
@@ -130,12 +135,13 @@ export class RegistryAuth {
     if (cred?.accessToken) return { kind: "access-token", value: `Bearer ${cred.accessToken}` };
     const cached = this.tokens.get(scope);
     if (cached !== undefined) return { kind: "bearer-cached", value: `Bearer ${cached}`, token: cached };
+    const scopes = this.learnedScopes.get(scope) ?? [scope];
     const token = await this.tokens.fetchFresh(
       scope,
-      () => this.fetchToken(scheme, [scope], cred, call),
+      () => this.fetchToken(scheme, scopes, cred, call),
       call,
     );
-    return { kind: "bearer-fresh", value: `Bearer ${token}`, token };
+    return { kind: "bearer-fresh", value: `Bearer ${token}`, token, scopes };
   }
 
   /**
@@ -152,12 +158,17 @@ export class RegistryAuth {
 
     if (bearer !== undefined) {
       const scheme = this.learnBearer(bearer, call);
-      const wanted = mergeScopes([...(scope ? [scope] : []), ...challengeScopes(bearer)]);
-      if (used.kind === "bearer-fresh" || used.kind === "access-token") {
-        if (used.kind === "bearer-fresh") this.tokens.invalidate(scope, used.token);
-        throw this.refused(bearer, wanted, used, refusal, call);
+      const asked = challengeScopes(bearer);
+      const wanted = mergeScopes([...(this.learnedScopes.get(scope) ?? (scope ? [scope] : [])), ...asked]);
+      if (used.kind === "access-token") throw this.refused(bearer, wanted, used, refusal, call);
+      if (used.kind === "bearer-fresh") {
+        this.tokens.invalidate(scope, used.token);
+        // A fresh token refused for a scope it was not asked for: ask once more, for that too.
+        const known = new Set(mergeScopes(used.scopes));
+        if (wanted.every((s) => known.has(s))) throw this.refused(bearer, wanted, used, refusal, call);
       }
       if (used.kind === "bearer-cached") this.tokens.invalidate(scope, used.token);
+      if (wanted.length !== 1 || wanted[0] !== scope) this.learnedScopes.set(scope, wanted);
       const cred = await this.credential(call);
       if (cred?.accessToken) return { kind: "access-token", value: `Bearer ${cred.accessToken}` };
       const token = await this.tokens.fetchFresh(
@@ -165,7 +176,7 @@ export class RegistryAuth {
         () => this.fetchToken(scheme, wanted, cred, call),
         call,
       );
-      return { kind: "bearer-fresh", value: `Bearer ${token}`, token };
+      return { kind: "bearer-fresh", value: `Bearer ${token}`, token, scopes: wanted };
     }
     if (basic !== undefined) {
       this.scheme = { kind: "basic" };
@@ -209,6 +220,7 @@ export class RegistryAuth {
       return current;
     // A new realm or service invalidates every token obtained from the old one.
     this.tokens.clear();
+    this.learnedScopes.clear();
     const next = { kind: "bearer" as const, realm, service };
     this.scheme = next;
     return next;

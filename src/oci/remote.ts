@@ -150,6 +150,8 @@ export class RemoteTarget implements Target {
   private readonly githubApiUrl: string | undefined;
   private readonly retry: RetryOptions;
   private github: GitHubPackages | undefined;
+  /** Set once the registry answered a DELETE with 405 and the GitHub Packages API took over. */
+  private registryRefusesDeletes = false;
   private closed: Promise<void> | undefined;
 
   constructor(opts: RemoteTargetOptions) {
@@ -413,6 +415,8 @@ export class RemoteTarget implements Target {
     const tagHint = opts?.tagHint;
     if (tagHint !== undefined) checkTag(tagHint);
     const call = this.context(opts, `delete manifest ${digest}`);
+    // Known to refuse (GHCR): go straight to the API rather than spend a request on another 405.
+    if (this.registryRefusesDeletes) return this.githubPackages().deleteManifest(digest, tagHint, call);
     try {
       await this.client.retrying(async () => {
         const res = await this.client.exchange(
@@ -431,6 +435,7 @@ export class RemoteTarget implements Target {
           { cause: err.cause },
         );
       }
+      this.registryRefusesDeletes = true;
       await this.githubPackages().deleteManifest(digest, tagHint, call);
     }
   }

@@ -228,7 +228,10 @@ describe("remote target: token auth registry", () => {
       await seed(writer, "public");
       assert.equal((await anonymous.fetchManifest("public"))?.kind, "manifest");
       assert.equal(tokens.requests.at(-1)?.user, undefined);
-      await assert.rejects(anonymous.pushBlob({ bytes: Buffer.from("x") }, STATE_TYPE), PermissionDeniedError);
+      await assert.rejects(
+        anonymous.pushBlob({ bytes: Buffer.from("x") }, STATE_TYPE),
+        PermissionDeniedError,
+      );
     } finally {
       await writer.close();
       await anonymous.close();
@@ -275,6 +278,43 @@ describe("remote target: token auth registry", () => {
       assert.deepEqual([...new Set(asked)], [proxy.host]);
       assert.equal(tokens.requests.length, 0, "no token service round trip");
       assert.equal(proxy.requests.at(-1)?.headers.authorization, `Bearer ${token}`);
+    } finally {
+      await target.close();
+    }
+  });
+
+  test("a challenge asking for more than the operation's scope gets a token for all of it", async () => {
+    const target = createRemoteTarget({
+      repository: `${proxy.host}/tfstate/token`,
+      plainHTTP: true,
+      credentials: { username: USER, password: PASSWORD },
+    });
+    try {
+      await seed(target, "latest");
+      const scope = "repository:tfstate/token:pull repository:tfstate/shared:pull";
+      proxy.fault({
+        method: "GET",
+        path: /\/manifests\/latest$/,
+        times: 1,
+        action: {
+          kind: "status",
+          status: 401,
+          headers: {
+            "WWW-Authenticate": `Bearer realm="${tokens.realm}",service="${tokens.service}",scope="${scope}"`,
+          },
+        },
+      });
+      tokens.requests.length = 0;
+      proxy.clear();
+      assert.equal((await target.fetchManifest("latest"))?.kind, "manifest");
+      assert.deepEqual(
+        tokens.requests.map((r) => r.scopes.join(" ")),
+        ["repository:tfstate/token:pull", "repository:tfstate/token:pull repository:tfstate/shared:pull"],
+      );
+      assert.deepEqual(
+        proxy.requests.map((r) => r.status),
+        [401, 200],
+      );
     } finally {
       await target.close();
     }

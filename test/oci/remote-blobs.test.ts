@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readdir, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { DataLossError, NotFoundError, ResourceExhaustedError, UnavailableError } from "../../src/errors.ts";
@@ -203,5 +205,128 @@ describe("remote target: blobs against Distribution", () => {
       ["POST 202", "PUT 503", "POST 202", "PUT 201"],
     );
     assert.deepEqual(await collect(await target.fetchBlob(desc)), data);
+  });
+});
+
+describe("remote target: blob redirects and single-request uploads", () => {
+  const USER = "bob";
+  const PASSWORD = "redirect-pw";
+  let registry: RegistryHandle;
+  let proxy: ProxyHandle;
+  let storage: http.Server;
+  let storageUrl: string;
+  const storageSeen: Array<{ path: string; authorization: string | undefined }> = [];
+  const stored = Buffer.from("blob bytes served by object storage");
+
+  before(async () => {
+    registry = await startRegistry({ auth: { kind: "basic", users: { [USER]: PASSWORD } } });
+    proxy = await startProxy(registry.url);
+    // Stands in for the object storage a registry redirects blob downloads to.
+    storage = http.createServer((req, res) => {
+      storageSeen.push({ path: req.url ?? "", authorization: req.headers.authorization });
+      res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": stored.length });
+      res.end(stored);
+    });
+    await new Promise<void>((resolve) => storage.listen(0, "127.0.0.1", resolve));
+    storageUrl = `http://127.0.0.1:${(storage.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    storage?.closeAllConnections();
+    await new Promise<void>((resolve) => (storage ? storage.close(() => resolve()) : resolve()));
+    await proxy?.stop();
+    await registry?.stop();
+  });
+  beforeEach(() => {
+    proxy.clear();
+    proxy.clearFaults();
+    storageSeen.length = 0;
+  });
+
+  function target(): RemoteTarget {
+    return createRemoteTarget({
+      repository: `${proxy.host}/tfstate/redirect`,
+      plainHTTP: true,
+      credentials: { username: USER, password: PASSWORD },
+    });
+  }
+
+  test("a blob GET follows a redirect to another host without sending credentials there", async () => {
+    const t = target();
+    try {
+      await t.ping();
+      const digest = digestOf(stored);
+      proxy.fault({
+        method: "GET",
+        path: /\/blobs\/sha256:/,
+        times: 1,
+        action: { kind: "status", status: 307, headers: { Location: `${storageUrl}/bucket/object?sig=abc` } },
+      });
+      const got = await collect(await t.fetchBlob({ digest, size: stored.length }));
+      assert.deepEqual(got, stored);
+      assert.deepEqual(storageSeen, [{ path: "/bucket/object?sig=abc", authorization: undefined }]);
+      assert.match(String(proxy.requests.at(-1)?.headers.authorization), /^Basic /);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("a same-origin relative redirect keeps the credentials; more than 5 redirects fail", async () => {
+    const t = target();
+    try {
+      const desc = await t.pushBlob({ bytes: Buffer.from("redirected twice") }, STATE_TYPE);
+      proxy.clear();
+      proxy.fault({
+        method: "GET",
+        path: /\/blobs\/sha256:[0-9a-f]+$/,
+        times: 1,
+        action: {
+          kind: "status",
+          status: 302,
+          headers: { Location: `/v2/tfstate/redirect/blobs/${desc.digest}?hop=1` },
+        },
+      });
+      assert.equal((await collect(await t.fetchBlob(desc))).toString(), "redirected twice");
+      assert.equal(proxy.requests.length, 2);
+      assert.match(String(proxy.requests[1]?.headers.authorization), /^Basic /);
+
+      proxy.fault({
+        method: "GET",
+        path: /\/blobs\//,
+        action: {
+          kind: "status",
+          status: 307,
+          headers: { Location: `/v2/tfstate/redirect/blobs/${desc.digest}` },
+        },
+      });
+      proxy.clear();
+      await assert.rejects(t.fetchBlob(desc), /more than 5 redirects/);
+      assert.equal(proxy.requests.length, 6);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("where the registry completes a single POST ?digest=, every small upload is one request", async () => {
+    const t = target();
+    try {
+      await t.ping();
+      proxy.clear();
+      // Answer as a registry with single-request uploads does (Distribution itself answers 202).
+      proxy.fault({
+        method: "POST",
+        path: /\/blobs\/uploads\/\?digest=sha256/,
+        action: { kind: "status", status: 201, headers: { Location: "/v2/tfstate/redirect/blobs/x" } },
+      });
+      const a = Buffer.from("one request");
+      const b = Buffer.from("another single request");
+      assert.equal((await t.pushBlob({ bytes: a }, STATE_TYPE)).digest, digestOf(a));
+      assert.equal((await t.pushBlob({ bytes: b }, STATE_TYPE)).digest, digestOf(b));
+      assert.deepEqual(
+        proxy.requests.map((r) => `${r.method} ${r.status} ${r.headers["content-length"]}`),
+        [`POST 201 ${a.length}`, `POST 201 ${b.length}`],
+      );
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -189,6 +189,20 @@ describe("remote target: manifests and tags against Distribution", () => {
     assert.notEqual(await target.resolve("keep-me"), null);
   });
 
+  test("deleteTag succeeds where the registry can untag (as zot and Distribution 3 answer)", async () => {
+    proxy.fault({
+      method: "DELETE",
+      path: /\/manifests\/untag-me$/,
+      times: 1,
+      action: { kind: "status", status: 202 },
+    });
+    await target.deleteTag("untag-me");
+    assert.deepEqual(
+      proxy.requests.map((r) => `${r.method} ${r.path} ${r.status}`),
+      ["DELETE /v2/tfstate/manifests/manifests/untag-me 202"],
+    );
+  });
+
   test("tags are listed across pages following Link headers", async () => {
     const paged = createRemoteTarget({ repository: `${proxy.host}/tfstate/paged`, plainHTTP: true });
     try {

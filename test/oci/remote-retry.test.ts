@@ -76,7 +76,7 @@ describe("remote target: retries", () => {
     const waited = performance.now() - started;
     // Our own backoff would be 10-20 ms; only Retry-After explains a wait of about a second.
     assert.ok(waited >= 950, `waited only ${waited} ms`);
-    assert.ok(waited < 1900, `waited ${waited} ms`);
+    assert.ok(waited < 3000, `waited ${waited} ms`);
     assert.equal(proxy.requests.length, 2);
   });
 
@@ -158,7 +158,10 @@ describe("remote target: retries", () => {
     try {
       proxy.fault({ method: "GET", path: MANIFEST_PATH, action: { kind: "status", status: 503 } });
       const started = performance.now();
-      await assert.rejects(slow.fetchManifest("latest", { deadline: Date.now() + 300 }), DeadlineExceededError);
+      await assert.rejects(
+        slow.fetchManifest("latest", { deadline: Date.now() + 300 }),
+        DeadlineExceededError,
+      );
       assert.ok(performance.now() - started < 250, "gave up at once instead of sleeping past the deadline");
       assert.equal(proxy.requests.length, 1);
     } finally {
@@ -169,7 +172,10 @@ describe("remote target: retries", () => {
   test("a request in flight is cut off at the deadline", async () => {
     proxy.fault({ method: "GET", path: MANIFEST_PATH, times: 1, action: { kind: "delay", ms: 2000 } });
     const started = performance.now();
-    await assert.rejects(target.fetchManifest("latest", { deadline: Date.now() + 200 }), DeadlineExceededError);
+    await assert.rejects(
+      target.fetchManifest("latest", { deadline: Date.now() + 200 }),
+      DeadlineExceededError,
+    );
     const took = performance.now() - started;
     assert.ok(took >= 150 && took < 1000, `took ${took} ms`);
   });
