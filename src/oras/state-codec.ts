@@ -99,15 +99,5 @@ export async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8A
     chunks.push(c);
     total += c.byteLength;
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
-}
-
-export async function* once(data: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield data;
+  return Buffer.concat(chunks, total);
 }
