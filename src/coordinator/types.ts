@@ -1,7 +1,6 @@
 import type { CallOptions } from "../oci/target.ts";
 import type {
   LockInfo,
-  LockStatus,
   PutResult,
   StatePayload,
   StateReader,
@@ -17,20 +16,53 @@ import type {
  */
 
 export interface WriteOptions extends CallOptions {
-  /** The caller's lock ID; required (and must match) while the workspace is locked. */
+  /**
+   * The caller's lock ID. Required, and must be the holder's, while the workspace is locked; a
+   * write that carries one while the workspace is not locked with it is refused too (the caller
+   * lost its lock, so its view of the state is stale).
+   */
   lockId?: string | undefined;
 }
 
 export interface LockOptions extends CallOptions {
-  /** Hold the call up to this many ms until the lock frees; 0 = fail at once. */
+  /**
+   * Hold the call up to this many ms until the lock frees, then take it; 0 = fail at once. Capped
+   * by the coordinator's `maxLockWaitMs` and by `deadline`.
+   */
   waitMs?: number | undefined;
 }
+
+export interface UnlockOptions extends CallOptions {
+  /** Release the lock whoever holds it. */
+  force?: boolean | undefined;
+}
+
+export interface DeleteWorkspaceOptions extends CallOptions {
+  /** The lock ID the caller holds, if it locked the workspace before deleting it. */
+  lockId?: string | undefined;
+  /** Delete even when someone else holds the lock. */
+  force?: boolean | undefined;
+}
+
+/** A lock as stored in the registry. */
+export interface HeldLock {
+  info: LockInfo;
+  /** The generation recorded with the lock; 0 for a tool that records none. */
+  generation: number;
+  /** Lease end (ms since the epoch) or null without a lease. */
+  leaseExpiresAt: number | null;
+  /** The lock tag holds something unreadable; `info.id` is its digest (force-unlock with it). */
+  corrupt: boolean;
+}
+
+export type LockState = ({ state: "locked" } & HeldLock) | { state: "unlocked" };
 
 export interface LockResult {
   id: string;
   generation: number;
   /** Lease end (ms since the epoch) or null without a lease. */
   leaseExpiresAt: number | null;
+  /** The lock as stored (with the assigned ID, `created` and `path`). */
   info: LockInfo;
 }
 
@@ -38,8 +70,12 @@ export type LockEvent =
   | {
       kind: "snapshot" | "locked" | "unlocked";
       workspace: string;
-      /** Set when locked. */
+      /**
+       * The holder: for `locked`, and for a `snapshot` of a locked workspace. For `unlocked`, the
+       * holder that released the lock, when known.
+       */
       info: LockInfo | undefined;
+      /** The lock's generation; for `unlocked`, that of the released lock; 0 for an unlocked snapshot. */
       generation: number;
       /** ms since the epoch when the change was observed. */
       observedAt: number;
@@ -52,10 +88,23 @@ export interface WorkspaceSummary extends WorkspaceInfo {
   lock: LockInfo | undefined;
 }
 
+/** Live figures, for health output and tests. */
+export interface CoordinatorStats {
+  /** Open WatchLock streams. */
+  watchers: number;
+  /** Registry pollers running (one per watched workspace, plus one for all-workspace watchers). */
+  pollers: number;
+  /** Lock calls waiting for a held lock. */
+  lockWaiters: number;
+  /** Serialised operations running or queued, over all workspaces. */
+  queuedOperations: number;
+}
+
 export interface Coordinator {
   getState(workspace: string, opts?: CallOptions): Promise<StatePayload | null>;
   openRead(workspace: string, opts?: CallOptions): Promise<StateReader | null>;
   putState(workspace: string, data: Uint8Array, opts?: WriteOptions): Promise<PutResult>;
+  /** The stream is read only once the write's turn comes (after the fencing check). */
   putStateStream(
     workspace: string,
     stream: AsyncIterable<Uint8Array>,
@@ -63,15 +112,27 @@ export interface Coordinator {
   ): Promise<PutResult>;
   deleteState(workspace: string, opts?: WriteOptions): Promise<void>;
 
-  /** LockError (holder's LockInfo) when held by another ID after any wait. Same ID again succeeds. */
+  /**
+   * Takes the lock. An empty `info.id` gets a random UUID, an empty `info.created` the time of the
+   * call; `path` is set to the state tag. LockError (holder's LockInfo) when held by another ID
+   * after any wait. Locking again with the holder's ID succeeds.
+   */
   lock(workspace: string, info: LockInfo, opts?: LockOptions): Promise<LockResult>;
-  /** Returns the LockInfo that was released, or null when it was already free. */
-  unlock(workspace: string, id: string, opts?: CallOptions & { force?: boolean }): Promise<LockInfo | null>;
-  getLock(workspace: string, opts?: CallOptions): Promise<LockStatus>;
+  /**
+   * Returns the LockInfo that was released, or null when it was already free. Without `force`,
+   * `id` must be the holder's (LockError otherwise); InvalidArgumentError when `id` is empty and
+   * `force` is not set.
+   */
+  unlock(workspace: string, id: string, opts?: UnlockOptions): Promise<LockInfo | null>;
+  getLock(workspace: string, opts?: CallOptions): Promise<LockState>;
   /**
    * Lock changes for one workspace, or every workspace when `workspace` is undefined. Starts with
-   * the current status (snapshot events, then snapshot_complete), then one event per change. Ends
-   * when `signal` aborts or the coordinator closes. Slow consumers get coalesced updates.
+   * the current status (one snapshot for a single workspace; one per locked workspace for all),
+   * then snapshot_complete, then one event per change. Ends (the iterator finishes) when `signal`
+   * aborts, the consumer stops iterating, or the coordinator closes. Slow consumers get coalesced
+   * updates. A bad workspace name throws InvalidArgumentError at once; the first `next()` rejects
+   * when the initial status cannot be read. A stream that finishes while its own signal has not
+   * aborted was ended by close() (the service is shutting down).
    */
   watchLock(workspace: string | undefined, signal: AbortSignal): AsyncIterable<LockEvent>;
 
@@ -79,13 +140,28 @@ export interface Coordinator {
   getVersion(workspace: string, version: number, opts?: CallOptions): Promise<StatePayload>;
   restoreVersion(workspace: string, version: number, opts?: WriteOptions): Promise<PutResult>;
 
-  listWorkspaces(opts?: CallOptions & { details?: boolean }): Promise<WorkspaceSummary[]>;
+  /** Every workspace name, sorted (one tag listing; `default` is always there). */
+  listWorkspaceNames(opts?: CallOptions): Promise<string[]>;
+  /** Details of the named workspaces (for one page of names), in the given order. */
+  describeWorkspaces(names: readonly string[], opts?: CallOptions): Promise<WorkspaceSummary[]>;
+  /** Every workspace with details: listWorkspaceNames then describeWorkspaces. */
+  listWorkspaces(opts?: CallOptions): Promise<WorkspaceSummary[]>;
+  /** NotFoundError when the workspace does not exist (`default` always exists). */
   getWorkspace(workspace: string, opts?: CallOptions): Promise<WorkspaceSummary>;
+  /** AlreadyExistsError when it exists. */
   createWorkspace(workspace: string, opts?: CallOptions): Promise<WorkspaceSummary>;
-  deleteWorkspace(workspace: string, opts?: CallOptions & { force?: boolean }): Promise<void>;
+  /**
+   * Deletes the workspace with its state, history and lock; does not look at the resources in the
+   * state. LockError when locked by someone other than `lockId` and `force` is not set.
+   */
+  deleteWorkspace(workspace: string, opts?: DeleteWorkspaceOptions): Promise<void>;
 
   /** Registry (or layout) reachable. */
   ready(opts?: CallOptions): Promise<void>;
-  /** Ends watch streams, stops pollers, awaits retention, closes the backend. */
+  stats(): CoordinatorStats;
+  /**
+   * Ends watch streams, stops pollers, rejects lock waiters (UnavailableError), lets running
+   * operations finish, awaits retention, closes the backend. Later calls fail with UnavailableError.
+   */
   close(): Promise<void>;
 }
