@@ -1,6 +1,6 @@
 import { UnavailableError } from "../errors.ts";
 import type { CallOptions } from "../oci/target.ts";
-import { LockError, type LockInfo, type StateManager } from "../oras/index.ts";
+import type { LockInfo, StateManager } from "../oras/index.ts";
 import { type KnownLock, knownFromStatus } from "./lock-tracker.ts";
 
 /**
@@ -36,23 +36,15 @@ async function unconditional(mgr: StateManager, opts?: CallOptions) {
 }
 
 /**
- * Takes the lock through the core (read, write, verify: 3 requests) and reads it back once more
- * to learn the digest, generation and lease it was stored with (1 request; the core verifies the
- * same manifest but does not return it). The write is not cancellable: a lock write cut short
- * between its PUT and its verify would leave a lock nobody knows it holds.
+ * Takes the lock through the core (read, write, verify: 3 requests); the core returns the lock as
+ * verified, with the digest, generation and lease it was stored with. The write is not
+ * cancellable: a lock write cut short between its PUT and its verify would leave a lock nobody
+ * knows it holds.
  */
 export async function takeLock(mgr: StateManager, info: LockInfo): Promise<KnownLock & { state: "locked" }> {
-  await mgr.lock(info);
-  const stored = knownFromStatus(await unconditional(mgr));
-  if (stored.state === "locked" && !stored.corrupt && stored.info.id === info.id) return stored;
-  // Replaced between the core's verify and our read: someone else holds it now.
-  const holder = stored.state === "locked" ? stored.info : { ...info, id: "" };
-  throw new LockError(
-    `workspace ${JSON.stringify(mgr.workspace)} was locked by ${holder.who || "another holder"} ` +
-      `(lock ID ${holder.id}) right after this lock was written (lost the race for the lock)`,
-    holder,
-    stored.state === "locked" ? { generation: stored.generation } : {},
-  );
+  const stored = knownFromStatus(await mgr.acquireLock(info));
+  if (stored.state !== "locked") throw new UnavailableError(`the lock of ${mgr.workspace} read back as free`);
+  return stored;
 }
 
 /**

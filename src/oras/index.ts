@@ -6,7 +6,7 @@ export { type Backend, createBackend, LAYOUT_PREFIX } from "./backend.ts";
 export type { BackendConfig, Credential, CredentialFunc, RetryConfig } from "./config.ts";
 export { LockError } from "./lock-error.ts";
 export { emptyLockInfo, type LockInfo, lockInfoFromGoJson, lockInfoToGoJson } from "./lock-info.ts";
-export type { LockStatus, UnlockOptions } from "./locking.ts";
+export type { HeldLockStatus, LockStatus, UnlockOptions } from "./locking.ts";
 export type { StateManager, StateReader } from "./state-manager.ts";
 export type { StatePayload } from "./state-read.ts";
 export type { PutResult } from "./state-write.ts";

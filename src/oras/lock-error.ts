@@ -10,14 +10,22 @@ export class LockError extends FailedPreconditionError {
   readonly holder: LockInfo;
   readonly generation: number;
   readonly inconsistentRead: boolean;
+  /** When the holder's lease ends (ms since the epoch), or null without a lease. */
+  readonly leaseExpiresAt: number | null;
   constructor(
     message: string,
     holder: LockInfo,
-    opts: { generation?: number; inconsistentRead?: boolean; cause?: unknown } = {},
+    opts: {
+      generation?: number;
+      inconsistentRead?: boolean;
+      leaseExpiresAt?: number | null;
+      cause?: unknown;
+    } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.holder = holder;
     this.generation = opts.generation ?? 0;
     this.inconsistentRead = opts.inconsistentRead ?? false;
+    this.leaseExpiresAt = opts.leaseExpiresAt ?? null;
   }
 }

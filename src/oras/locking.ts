@@ -104,7 +104,7 @@ function lockedError(tags: WorkspaceTags, status: LockStatus, suffix = ""): Lock
       `workspace ${JSON.stringify(tags.name)} is locked by ${status.info.who || "an unknown holder"} ` +
         `(lock ID ${status.info.id}${status.info.operation ? `, ${status.info.operation}` : ""})${suffix}`,
       status.info,
-      { generation: status.generation },
+      { generation: status.generation, leaseExpiresAt: status.leaseExpiresAt },
     );
   }
   return new LockError(`workspace ${JSON.stringify(tags.name)} is locked${suffix}`, emptyLockInfo());
@@ -114,28 +114,36 @@ function lockedError(tags: WorkspaceTags, status: LockStatus, suffix = ""): Lock
  * Takes the lock for `info.id`. Steady state: GET lock tag, PUT lock manifest, GET to verify
  * (3 requests). Locking again with the ID that holds it succeeds (clients retry lost answers).
  */
+export type HeldLockStatus = Extract<LockStatus, { state: "locked" }>;
+
 export async function acquireLock(
   ctx: CoreContext,
   tags: WorkspaceTags,
   info: LockInfo,
   opts: CallOptions | undefined,
-): Promise<string> {
+): Promise<HeldLockStatus> {
   if (!info || typeof info.id !== "string" || info.id === "") {
     throw new InvalidArgumentError("lock info needs a non-empty ID");
   }
   const current = await readLock(ctx, tags, opts);
   if (current.state === "corrupt") throw lockedError(tags, current);
+  let base = generationOf(current);
   if (current.state === "locked") {
-    if (current.info.id === info.id) return info.id;
-    if (!isStale(ctx, current)) throw lockedError(tags, current);
-    ctx.logger.info("clearing a stale lock", {
-      workspace: tags.name,
-      holder: current.info.id,
-      leaseExpiredAt: current.leaseExpiresAt,
-    });
-    await removeLock(ctx, tags, current.digest, opts);
+    if (current.info.id === info.id) {
+      // Our own lock again (a retried request): renew the lease rather than let it run out.
+      if (ctx.cfg.lockTTL <= 0) return current;
+      base = BigInt(current.generation) - 1n;
+    } else if (!isStale(ctx, current)) {
+      throw lockedError(tags, current);
+    } else {
+      ctx.logger.info("clearing a stale lock", {
+        workspace: tags.name,
+        holder: current.info.id,
+        leaseExpiredAt: current.leaseExpiresAt,
+      });
+      await removeLock(ctx, tags, current.digest, opts);
+    }
   }
-  const base = generationOf(current);
   const generation: LockGeneration = {
     generation: base > 0n ? base + 1n : 1n,
     leaseExpiryNs: ctx.cfg.lockTTL > 0 ? msToUnixNano(ctx.cfg.now() + ctx.cfg.lockTTL) : 0n,
@@ -150,8 +158,9 @@ export async function acquireLock(
   try {
     check = await readLock(ctx, tags, opts);
   } catch (err) {
-    // We cannot tell whether we hold it: take our manifest back rather than leave a lock nobody knows.
-    await removeLock(ctx, tags, desc.digest, opts).catch(() => {});
+    // We cannot tell whether we hold it: take our manifest back rather than leave a lock nobody
+    // knows. Not with the caller's signal: it may be the reason the read failed.
+    await removeLock(ctx, tags, desc.digest, undefined).catch(() => {});
     throw new UnavailableError(
       `could not verify the lock just written at tag ${tags.locked}: ${(err as Error).message}`,
       { cause: err },
@@ -164,7 +173,7 @@ export async function acquireLock(
     check.holderId === info.id &&
     BigInt(check.generation) === generation.generation
   ) {
-    return info.id;
+    return check;
   }
   throw lockedError(tags, check, " (lost the race for the lock)");
 }

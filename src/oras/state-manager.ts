@@ -3,7 +3,14 @@ import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
 import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import type { LockInfo } from "./lock-info.ts";
-import { acquireLock, type LockStatus, readLock, releaseLock, type UnlockOptions } from "./locking.ts";
+import {
+  acquireLock,
+  type HeldLockStatus,
+  type LockStatus,
+  readLock,
+  releaseLock,
+  type UnlockOptions,
+} from "./locking.ts";
 import { packStateManifest } from "./manifests.ts";
 import { fetchStateManifest, openLayer, readStateAt, type StatePayload } from "./state-read.ts";
 import { type PutResult, writeState } from "./state-write.ts";
@@ -103,7 +110,12 @@ export class StateManager {
   }
 
   /** Takes the lock; throws LockError naming the holder when someone else has it. Returns the ID. */
-  lock(info: LockInfo, opts?: CallOptions): Promise<string> {
+  async lock(info: LockInfo, opts?: CallOptions): Promise<string> {
+    return (await acquireLock(this.#ctx, this.tags, info, opts)).info.id;
+  }
+
+  /** Like `lock`, returning the lock as verified in the registry (digest, generation, lease). */
+  acquireLock(info: LockInfo, opts?: CallOptions): Promise<HeldLockStatus> {
     return acquireLock(this.#ctx, this.tags, info, opts);
   }
 

@@ -69,6 +69,22 @@ describe("locking against a real registry", () => {
     assert.equal(await mgr.lock(lockInfo("same")), "same");
   });
 
+  test("locking again with the holder's ID renews its lease, keeping the generation", async () => {
+    const repo = fx.repo();
+    let now = Date.now();
+    const mgr = fx.backend(repo, { lockTTL: 60_000, now: () => now }).stateMgr("default");
+    const first = await mgr.acquireLock(lockInfo("renew"));
+    now += 30_000;
+    const again = await mgr.acquireLock(lockInfo("renew"));
+    assert.equal(again.generation, first.generation);
+    assert.equal(again.leaseExpiresAt, (first.leaseExpiresAt ?? 0) + 30_000);
+    const other = fx.backend(repo, { lockTTL: 60_000, now: () => now + 45_000 }).stateMgr("default");
+    await assert.rejects(
+      other.lock(lockInfo("other")),
+      (e: unknown) => e instanceof LockError && e.leaseExpiresAt === again.leaseExpiresAt,
+    );
+  });
+
   test("B7: unlocking a lock that is already gone succeeds", async () => {
     const repo = fx.repo();
     const a = fx.backend(repo).stateMgr("default");
