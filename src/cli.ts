@@ -1,0 +1,160 @@
+/**
+ * The oci-tfstate server process: settings from flags and environment, then the state core, the
+ * coordinator and the server, until SIGTERM or SIGINT shut it down gracefully (exit 0). A bad
+ * setting prints one line and exits 2.
+ */
+import { readFileSync } from "node:fs";
+import { backendConfig } from "./config/backend-config.ts";
+import { describeConfig } from "./config/config.ts";
+import { helpText } from "./config/help.ts";
+import { ConfigError, loadConfig } from "./config/load.ts";
+import { createCoordinator } from "./coordinator/index.ts";
+import { isTfstateError } from "./errors.ts";
+import { stopGracefully } from "./http/lifecycle.ts";
+import { createServer } from "./http/server.ts";
+import { createJsonLogger, type Logger } from "./log.ts";
+import { createBackend } from "./oras/index.ts";
+import { startTelemetry } from "./telemetry/sdk.ts";
+import { createTerraformHttpRoute } from "./tfhttp/index.ts";
+
+const PROGRAM = "oci-tfstate";
+const EXIT_RUNTIME = 1;
+const EXIT_USAGE = 2;
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`${PROGRAM}: ${message}\n`);
+  process.exit(code);
+}
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+      version?: string;
+    };
+    return pkg.version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+function readPem(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? (err as Error).message;
+    return fail(`cannot read ${flag} ${JSON.stringify(file)}: ${code}`, EXIT_USAGE);
+  }
+}
+
+async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig(argv, env);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
+    throw err;
+  }
+  if (loaded.kind === "help") {
+    process.stdout.write(helpText(PROGRAM));
+    return;
+  }
+  if (loaded.kind === "version") {
+    process.stdout.write(`${PROGRAM} ${version()}\n`);
+    return;
+  }
+  const { config, warnings } = loaded;
+  const logger = createJsonLogger(config.logLevel);
+  for (const w of warnings) logger.warn(w);
+  installCrashHandlers(logger);
+
+  const tls = config.tls
+    ? { cert: readPem(config.tls.certFile, "--tls-cert"), key: readPem(config.tls.keyFile, "--tls-key") }
+    : undefined;
+
+  const telemetry = await startTelemetry({ enabled: config.telemetry, env, logger });
+  let backend: ReturnType<typeof createBackend>;
+  try {
+    backend = createBackend(backendConfig(config, logger, `${PROGRAM}/${version()}`));
+  } catch (err) {
+    if (isTfstateError(err) && err.code === "invalid_argument")
+      fail(`invalid configuration: ${err.message}`, EXIT_USAGE);
+    throw err;
+  }
+  const coordinator = createCoordinator({
+    backend,
+    logger,
+    watchPollIntervalMs: config.watchPollIntervalMs,
+    maxLockWaitMs: config.maxLockWaitMs,
+  });
+  const server = createServer({
+    coordinator,
+    logger,
+    maxMessageBytes: config.maxMessageBytes,
+    maxStateSize: config.maxStateSize,
+    shutdownGraceMs: config.shutdownGraceMs,
+    tls,
+    routes: [createTerraformHttpRoute({ coordinator, logger, maxStateSize: config.maxStateSize })],
+  });
+
+  let address: Awaited<ReturnType<typeof server.listen>>;
+  try {
+    address = await server.listen(config.listen.port, config.listen.host);
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? (err as Error).message;
+    await coordinator.close().catch(() => {});
+    fail(`cannot listen on ${config.listen.host}:${config.listen.port} (--listen): ${code}`, EXIT_RUNTIME);
+  }
+  logger.info("listening", {
+    url: address.url,
+    storage: backend.target.location,
+    config: describeConfig(config),
+  });
+
+  coordinator.ready({ deadline: Date.now() + 10_000 }).then(
+    () => logger.info("storage reachable", { storage: backend.target.location }),
+    (err: unknown) => logger.warn("storage not reachable yet; /readyz reports it", { error: err }),
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn("second signal: exiting without waiting", { signal });
+      process.exit(EXIT_RUNTIME);
+    }
+    stopping = true;
+    logger.info("shutting down", { signal, graceMs: config.shutdownGraceMs });
+    void (async () => {
+      let code = 0;
+      try {
+        await stopGracefully(server, coordinator);
+      } catch (err) {
+        logger.error("shutdown failed", { error: err });
+        code = EXIT_RUNTIME;
+      }
+      await telemetry.shutdown();
+      logger.info("stopped", { exitCode: code });
+      process.exit(code);
+    })();
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
+function installCrashHandlers(logger: Logger): void {
+  process.on("uncaughtException", (err) => {
+    logger.error("uncaught exception", { error: err, stack: err.stack });
+    process.exit(EXIT_RUNTIME);
+  });
+  process.on("unhandledRejection", (reason) => {
+    logger.error("unhandled rejection", {
+      error: reason,
+      stack: reason instanceof Error ? reason.stack : undefined,
+    });
+    process.exit(EXIT_RUNTIME);
+  });
+}
+
+main(process.argv.slice(2), process.env).catch((err: unknown) => {
+  process.stderr.write(`${PROGRAM}: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(EXIT_RUNTIME);
+});

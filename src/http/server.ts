@@ -1,0 +1,316 @@
+/**
+ * The edge: one listener serving Connect (JSON and binary), gRPC and gRPC-Web over HTTP/1.1 and
+ * HTTP/2 (h2c, or TLS with ALPN), the probes, and extra routes mounted by prefix (the Terraform http
+ * backend). Every request passes the one authentication point. `createServer` is the factory tests
+ * start on port 0.
+ */
+import type { Http2ServerRequest } from "node:http2";
+import { Code, ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Coordinator } from "../coordinator/types.ts";
+import { isTfstateError } from "../errors.ts";
+import { type Logger, noopLogger } from "../log.ts";
+import { DEFAULT_MAX_STATE_SIZE } from "../oras/wire-format.ts";
+import { errorInterceptor, toConnectError } from "../rpc/errors.ts";
+import { type Principal, principalKey } from "../rpc/principal.ts";
+import { Readiness } from "../rpc/readiness.ts";
+import { PUBLIC_SERVICES, rpcRoutes } from "../rpc/routes.ts";
+import { telemetryInterceptor } from "../rpc/telemetry-interceptor.ts";
+import { type Authenticator, type AuthRequest, allowAll } from "./auth.ts";
+import { ConnectionTracker } from "./connections.ts";
+import { createListener, type NodeHandler, type NodeRequest, type NodeResponse } from "./listener.ts";
+import { PROBE_PATHS, serveProbe } from "./probes.ts";
+
+export type { Principal } from "../rpc/principal.ts";
+export type { Authenticator, AuthRequest } from "./auth.ts";
+export type { NodeRequest, NodeResponse } from "./listener.ts";
+
+/** What an extra route gets besides the request and response. */
+export interface RouteContext {
+  /** The authenticated caller. */
+  principal: Principal;
+  /** Aborts when the client goes away or the server stops waiting for this request. */
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+/** A handler mounted under a path prefix, e.g. the Terraform http backend at `/terraform/state/`. */
+export interface ExtraRoute {
+  /** Matches the path itself and everything below it (`/a` matches `/a` and `/a/b`, not `/ab`). */
+  prefix: string;
+  handle(req: NodeRequest, res: NodeResponse, ctx: RouteContext): Promise<void>;
+}
+
+export interface ServerOptions {
+  coordinator: Coordinator;
+  logger?: Logger | undefined;
+  routes?: readonly ExtraRoute[] | undefined;
+  /** Default: everyone is let in as the anonymous principal. */
+  authenticate?: Authenticator | undefined;
+  /** Largest message read or written, in bytes. Default 4 MiB (gRPC's usual client limit). */
+  maxMessageBytes?: number | undefined;
+  /** The backend's maximum state size in bytes, to refuse larger states before any registry work. */
+  maxStateSize?: number | undefined;
+  /** PEM certificate chain and key: serve TLS (ALPN h2 and http/1.1) instead of cleartext. */
+  tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
+  /** How long shutdown waits for running calls before cutting them off. Default 10 s. */
+  shutdownGraceMs?: number | undefined;
+  /** How often a health Watch stream re-checks the registry. Default 5 s. */
+  healthWatchIntervalMs?: number | undefined;
+  /** How long one readiness answer is reused. Default 1 s. */
+  readinessCacheMs?: number | undefined;
+}
+
+export interface ServerAddress {
+  host: string;
+  port: number;
+  /** Base URL for clients, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+}
+
+export interface TfstateServer {
+  /** Starts listening; port 0 picks a free port. Default host 127.0.0.1. */
+  listen(port?: number, host?: string): Promise<ServerAddress>;
+  readonly address: ServerAddress | undefined;
+  /**
+   * Graceful stop: refuse new connections, report not ready, end WatchLock and health Watch
+   * streams with UNAVAILABLE, let running calls finish (up to the grace period, then cut them
+   * off), and resolve once every connection is closed. Does not close the coordinator.
+   */
+  shutdown(): Promise<void>;
+  /** Aborts when shutdown begins. */
+  readonly drainSignal: AbortSignal;
+}
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** After cutting calls off, time for their error responses to be written before sockets close. */
+const CUT_OFF_FLUSH_MS = 500;
+/** How long a stream whose response is done may wait for the rest of its request. */
+const ABANDONED_REQUEST_RESET_MS = 1000;
+
+const remoteAddressKey = createContextKey<string | undefined>(undefined, { description: "peer address" });
+
+export function createServer(opts: ServerOptions): TfstateServer {
+  const logger = opts.logger ?? noopLogger;
+  const authenticate = opts.authenticate ?? allowAll;
+  const routes = [...(opts.routes ?? [])];
+  const secure = opts.tls !== undefined;
+  const graceMs = opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
+  const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+
+  const drain = new AbortController();
+  const cutOff = new AbortController();
+  const tracker = new ConnectionTracker();
+  const readiness = new Readiness({
+    check: (o) => opts.coordinator.ready(o),
+    drainSignal: drain.signal,
+    ...(opts.readinessCacheMs !== undefined ? { cacheMs: opts.readinessCacheMs } : {}),
+  });
+
+  const rpc = connectNodeAdapter({
+    routes: rpcRoutes({
+      coordinator: opts.coordinator,
+      logger,
+      maxMessageBytes,
+      maxStateSize: opts.maxStateSize ?? DEFAULT_MAX_STATE_SIZE,
+      drainSignal: drain.signal,
+      readiness,
+      healthWatchIntervalMs: opts.healthWatchIntervalMs,
+    }),
+    interceptors: [telemetryInterceptor(), errorInterceptor(logger)],
+    readMaxBytes: maxMessageBytes,
+    writeMaxBytes: maxMessageBytes,
+    shutdownSignal: cutOff.signal,
+    contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket.remoteAddress),
+    async requestGate(ctx) {
+      if (PUBLIC_SERVICES.has(ctx.service.typeName)) return;
+      try {
+        const principal = await authenticate({
+          method: ctx.requestMethod,
+          path: new URL(ctx.url, "http://localhost").pathname,
+          headers: ctx.requestHeader,
+          remoteAddress: ctx.values.get(remoteAddressKey),
+          secure,
+          kind: "rpc",
+        });
+        ctx.values.set(principalKey, principal);
+      } catch (err) {
+        throw toConnectError(err, logger, `${ctx.service.typeName}/${ctx.method.name}`);
+      }
+    },
+  });
+
+  const serveRoute = async (route: ExtraRoute, req: NodeRequest, res: NodeResponse, path: string) => {
+    let principal: Principal;
+    try {
+      principal = await authenticate(authRequest(req, path, secure));
+    } catch (err) {
+      refuse(res, err, logger);
+      return;
+    }
+    const gone = new AbortController();
+    res.once("close", () => {
+      if (!res.writableFinished) gone.abort(new Error("the client closed the connection"));
+    });
+    const signal = AbortSignal.any([gone.signal, cutOff.signal]);
+    await route.handle(req, res, { principal, signal, logger });
+  };
+
+  const dispatch = async (req: NodeRequest, res: NodeResponse) => {
+    if (req.httpVersionMajor === 1) {
+      tracker.http1Request(req.socket, res);
+      if (tracker.draining && !res.headersSent) res.setHeader("connection", "close");
+    } else {
+      closeAbandonedRequest(req as Http2ServerRequest, tracker);
+    }
+    const path = pathOf(req.url);
+    try {
+      if (PROBE_PATHS.has(path)) {
+        await serveProbe(path, req, res, readiness);
+        return;
+      }
+      const route = routes.find((r) => matches(r.prefix, path));
+      if (route) {
+        await serveRoute(route, req, res, path);
+        return;
+      }
+      rpc(req, res);
+    } catch (err) {
+      logger.error("request failed", { method: req.method, path, error: err });
+      if (!res.headersSent) {
+        res.statusCode = 500;
+        res.end("internal error\n");
+      } else {
+        res.destroy();
+      }
+    }
+  };
+
+  const handler: NodeHandler = (req, res) => {
+    void dispatch(req, res);
+  };
+  const listener = createListener({
+    handler,
+    tracker,
+    tls: opts.tls,
+    onClientError: (err) => logger.debug("client connection error", { error: err }),
+  });
+
+  let address: ServerAddress | undefined;
+  let stopping: Promise<void> | undefined;
+
+  return {
+    get address() {
+      return address;
+    },
+    drainSignal: drain.signal,
+
+    listen(port = 0, host = "127.0.0.1") {
+      return new Promise<ServerAddress>((resolve, reject) => {
+        const onError = (err: Error) => reject(err);
+        listener.server.once("error", onError);
+        listener.server.listen(port, host, () => {
+          listener.server.removeListener("error", onError);
+          const bound = listener.server.address();
+          const boundPort = typeof bound === "object" && bound !== null ? bound.port : port;
+          const urlHost = host.includes(":") ? `[${host}]` : host;
+          address = { host, port: boundPort, url: `${secure ? "https" : "http"}://${urlHost}:${boundPort}` };
+          resolve(address);
+        });
+      });
+    },
+
+    shutdown() {
+      stopping ??= (async () => {
+        drain.abort();
+        const closed = new Promise<void>((resolve) => listener.close(resolve));
+        tracker.drain();
+        let graceTimer: NodeJS.Timeout | undefined;
+        let flushTimer: NodeJS.Timeout | undefined;
+        const forced = new Promise<void>((resolve) => {
+          graceTimer = setTimeout(() => {
+            logger.warn("shutdown grace period over; cutting off the calls still running", {
+              connections: tracker.size,
+              graceMs,
+            });
+            cutOff.abort(new ConnectError("the server is shutting down", Code.Unavailable));
+            flushTimer = setTimeout(() => {
+              tracker.destroyAll();
+              resolve();
+            }, CUT_OFF_FLUSH_MS);
+          }, graceMs);
+        });
+        await Promise.race([closed, forced]);
+        clearTimeout(graceTimer);
+        clearTimeout(flushTimer);
+        await closed;
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * A call can fail before it reads its request stream (a fenced UploadState): its response is
+ * complete while the request is not. Clients that stop sending once they have the response, but
+ * never end or reset their side (connect-node does this), would keep the stream open for good, and
+ * at shutdown the session with it. So the rest of the body is read and dropped, and a stream still
+ * half-open a moment later (once the client has surely read the trailers; an immediate RST_STREAM
+ * can overtake them) is reset with NO_ERROR, as RFC 9113 §8.1 allows.
+ */
+function closeAbandonedRequest(req: Http2ServerRequest, tracker: ConnectionTracker): void {
+  // The stream's own "finish" (our side fully sent, trailers included); the compat response's
+  // "finish" only comes once the whole stream has closed.
+  req.stream.once("finish", () => {
+    if (req.complete || req.stream.destroyed) return;
+    req.resume();
+    tracker.lingering(req.stream);
+    setTimeout(() => {
+      // destroy() resets with NO_ERROR (close() may hold the RST_STREAM back until more is sent).
+      if (!req.complete && !req.stream.destroyed) req.stream.destroy();
+    }, ABANDONED_REQUEST_RESET_MS).unref();
+  });
+}
+
+function pathOf(url: string | undefined): string {
+  const raw = url ?? "/";
+  const q = raw.indexOf("?");
+  return q === -1 ? raw : raw.slice(0, q);
+}
+
+function matches(prefix: string, path: string): boolean {
+  if (prefix.endsWith("/")) return path.startsWith(prefix) || path === prefix.slice(0, -1);
+  return path === prefix || path.startsWith(`${prefix}/`);
+}
+
+function authRequest(req: NodeRequest, path: string, secure: boolean): AuthRequest {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+  }
+  return {
+    method: req.method ?? "GET",
+    path,
+    headers,
+    remoteAddress: (req as Http2ServerRequest).socket?.remoteAddress,
+    secure,
+    kind: "http",
+  };
+}
+
+/** Answers a request the authenticator turned away. */
+function refuse(res: NodeResponse, err: unknown, logger: Logger): void {
+  let status = 500;
+  let message = "internal error";
+  if (isTfstateError(err)) {
+    message = err.message;
+    status = err.code === "unauthenticated" ? 401 : err.code === "permission_denied" ? 403 : 503;
+  } else {
+    logger.error("authentication failed with an unexpected error", { error: err });
+  }
+  res.statusCode = status;
+  res.setHeader("content-type", "text/plain; charset=utf-8");
+  res.end(`${message}\n`);
+}

@@ -1,0 +1,33 @@
+import type { Coordinator } from "../coordinator/types.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { validateWorkspaceName } from "../oras/index.ts";
+
+/** What the RPC handlers need; built once by the server. */
+export interface RpcDeps {
+  coordinator: Coordinator;
+  logger: Logger;
+  /** Largest message read or written, in bytes; unary states must fit in one. */
+  maxMessageBytes: number;
+  /** The server's maximum state size in bytes (checked before any registry work where possible). */
+  maxStateSize: number;
+  /**
+   * Aborts when the server begins to shut down: long-lived streams (WatchLock, health Watch) then
+   * end with UNAVAILABLE so clients reconnect elsewhere, while short calls run to completion.
+   */
+  drainSignal: AbortSignal;
+}
+
+/** A workspace name from a request, refused early with INVALID_ARGUMENT when not allowed. */
+export function workspaceArg(name: string): string {
+  validateWorkspaceName(name);
+  return name;
+}
+
+/** A positive version number from an int64 field. */
+export function versionArg(version: bigint, field = "version"): number {
+  if (version <= 0n) throw new InvalidArgumentError(`${field} must be positive, got ${version}`);
+  if (version > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new InvalidArgumentError(`${field} ${version} is too large`);
+  return Number(version);
+}

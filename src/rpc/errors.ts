@@ -1,0 +1,115 @@
+/**
+ * The one place where domain errors (src/errors.ts) become Connect errors. Every RPC passes
+ * through errorInterceptor; the request gate (authentication) uses toConnectError directly.
+ */
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { type ErrorCode, isTfstateError, ResourceExhaustedError, type TfstateError } from "../errors.ts";
+import {
+  LockHeldDetailSchema,
+  SizeLimitDetailSchema,
+  SizeLimitKind,
+} from "../gen/tfstate/v1/error_details_pb.ts";
+import type { Logger } from "../log.ts";
+import { LockError } from "../oras/index.ts";
+import { lockInfoToProto } from "./convert.ts";
+import { StateSizeError } from "./size-limits.ts";
+
+const CODES: Record<ErrorCode, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  failed_precondition: Code.FailedPrecondition,
+  aborted: Code.Aborted,
+  resource_exhausted: Code.ResourceExhausted,
+  data_loss: Code.DataLoss,
+  unavailable: Code.Unavailable,
+  unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
+  unimplemented: Code.Unimplemented,
+  deadline_exceeded: Code.DeadlineExceeded,
+  canceled: Code.Canceled,
+  internal: Code.Internal,
+};
+
+/** Codes that mean the server or its registry failed, worth an operator's attention. */
+const SERVER_FAULTS = new Set<Code>([Code.Internal, Code.Unknown, Code.DataLoss, Code.Unavailable]);
+
+/**
+ * Maps any error to a ConnectError. Domain errors keep their message (they never carry secrets);
+ * anything else is an internal error whose message is not sent, only logged.
+ */
+export function toConnectError(err: unknown, logger?: Logger, procedure?: string): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (isTfstateError(err)) {
+    const out = new ConnectError(err.message, CODES[err.code], undefined, detailsFor(err), err);
+    if (logger && SERVER_FAULTS.has(out.code)) {
+      const level = out.code === Code.Unavailable ? "warn" : "error";
+      logger[level]("rpc failed", { procedure, code: Code[out.code], error: err });
+    }
+    return out;
+  }
+  logger?.error("rpc failed with an unexpected error", {
+    procedure,
+    error: err,
+    stack: err instanceof Error ? err.stack : undefined,
+  });
+  return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+}
+
+function detailsFor(err: TfstateError) {
+  if (err instanceof LockError) {
+    const lease = (err as { leaseExpiresAt?: unknown }).leaseExpiresAt;
+    return [
+      {
+        desc: LockHeldDetailSchema,
+        value: create(LockHeldDetailSchema, {
+          holder: lockInfoToProto(err.holder),
+          generation: BigInt(err.generation),
+          ...(typeof lease === "number" ? { expireTime: timestampFromMs(lease) } : {}),
+        }),
+      },
+    ];
+  }
+  if (err instanceof ResourceExhaustedError) {
+    const sized = err instanceof StateSizeError ? err : undefined;
+    return [
+      {
+        desc: SizeLimitDetailSchema,
+        value: create(SizeLimitDetailSchema, {
+          limitBytes: BigInt(err.limit),
+          sizeBytes: BigInt(sized?.size ?? 0),
+          kind: sized?.kind === "unary_message" ? SizeLimitKind.UNARY_MESSAGE : SizeLimitKind.MAX_STATE_SIZE,
+        }),
+      },
+    ];
+  }
+  return [];
+}
+
+/** Converts errors of every RPC, unary or streaming, in either direction. */
+export function errorInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const procedure = `${req.service.typeName}/${req.method.name}`;
+    try {
+      const res = await next(req);
+      if (!res.stream) return res;
+      return { ...res, message: mapStreamErrors(res.message, logger, procedure) };
+    } catch (err) {
+      throw toConnectError(err, logger, procedure);
+    }
+  };
+}
+
+async function* mapStreamErrors<T>(
+  source: AsyncIterable<T>,
+  logger: Logger,
+  procedure: string,
+): AsyncIterable<T> {
+  try {
+    yield* source;
+  } catch (err) {
+    throw toConnectError(err, logger, procedure);
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * One OpenTelemetry server span per RPC (continuing the caller's trace from `traceparent`), with the
+ * registry requests made while serving it as child spans, and the RPC's duration recorded in a
+ * histogram. Named and attributed after the RPC semantic conventions. Without a registered SDK the
+ * API is a no-op, so this costs next to nothing when telemetry is off.
+ */
+
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import {
+  type Context,
+  context,
+  metrics,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  type TextMapGetter,
+  trace,
+} from "@opentelemetry/api";
+
+const INSTRUMENTATION = "oci-tfstate/rpc";
+
+/** Server-side codes that mean the server failed, per the gRPC semantic conventions. */
+const SERVER_ERRORS = new Set<Code>([
+  Code.Unknown,
+  Code.DeadlineExceeded,
+  Code.Unimplemented,
+  Code.Internal,
+  Code.Unavailable,
+  Code.DataLoss,
+]);
+
+const headerGetter: TextMapGetter<Headers> = {
+  get: (carrier, key) => carrier.get(key) ?? undefined,
+  keys: (carrier) => [...carrier.keys()],
+};
+
+/** "grpc" for gRPC and gRPC-Web (same status model), "connect_rpc" for the Connect protocol. */
+function rpcSystem(contentType: string | null): "grpc" | "connect_rpc" {
+  return contentType?.startsWith("application/grpc") ? "grpc" : "connect_rpc";
+}
+
+export function telemetryInterceptor(): Interceptor {
+  const tracer = trace.getTracer(INSTRUMENTATION);
+  const duration = metrics.getMeter(INSTRUMENTATION).createHistogram("rpc.server.call.duration", {
+    description: "Duration of RPCs handled by the server, streams included (until their last message)",
+    unit: "s",
+    advice: {
+      explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    },
+  });
+
+  return (next) => async (req) => {
+    const system = rpcSystem(req.header.get("content-type"));
+    const attributes = {
+      "rpc.system": system,
+      "rpc.service": req.service.typeName,
+      "rpc.method": req.method.name,
+    };
+    const parent = propagation.extract(context.active(), req.header, headerGetter);
+    const span = tracer.startSpan(
+      `${req.service.typeName}/${req.method.name}`,
+      { kind: SpanKind.SERVER, attributes },
+      parent,
+    );
+    const active = trace.setSpan(parent, span);
+    const started = performance.now();
+    let finished = false;
+    const finish = (err: unknown) => {
+      if (finished) return;
+      finished = true;
+      const code = err === undefined ? undefined : ConnectError.from(err).code;
+      const status =
+        system === "grpc"
+          ? { "rpc.grpc.status_code": code ?? 0 }
+          : code === undefined
+            ? {}
+            : { "rpc.connect_rpc.error_code": Code[code] ?? String(code) };
+      span.setAttributes(status);
+      if (code !== undefined && SERVER_ERRORS.has(code)) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: ConnectError.from(err).rawMessage });
+      }
+      span.end();
+      duration.record((performance.now() - started) / 1000, { ...attributes, ...status });
+    };
+
+    try {
+      const res = await context.with(active, () => next(req));
+      if (!res.stream) {
+        finish(undefined);
+        return res;
+      }
+      return { ...res, message: traced(res.message, active, finish) };
+    } catch (err) {
+      finish(err);
+      throw err;
+    }
+  };
+}
+
+/**
+ * A response stream whose production runs inside the RPC's span (a streaming handler's body runs
+ * only as the stream is read, after the interceptor returned), ending the span with the stream.
+ */
+async function* traced<T>(
+  source: AsyncIterable<T>,
+  active: Context,
+  finish: (err: unknown) => void,
+): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let failure: unknown;
+  try {
+    for (;;) {
+      const r = await context.with(active, () => it.next());
+      if (r.done) break;
+      yield r.value;
+    }
+  } catch (err) {
+    failure = err;
+    throw err;
+  } finally {
+    if (failure === undefined) {
+      // Stopped early by the reader (the client went away): let the source clean up.
+      await context.with(active, async () => it.return?.()).catch(() => {});
+    }
+    finish(failure);
+  }
+}
