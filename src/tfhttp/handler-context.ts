@@ -1,0 +1,15 @@
+import type { Coordinator } from "../coordinator/types.ts";
+import type { Logger } from "../log.ts";
+import type { HttpRequest } from "./types.ts";
+
+/** What one request's handler works with: the parsed target and the request's cancellation. */
+export interface HandlerContext {
+  coordinator: Coordinator;
+  logger: Logger;
+  maxStateSize: number;
+  req: HttpRequest;
+  workspace: string;
+  query: URLSearchParams;
+  /** Aborts when the client goes away before the answer is sent. */
+  signal: AbortSignal;
+}

@@ -1,0 +1,38 @@
+import { lockInfoToGoJson } from "../oras/index.ts";
+import type { HandlerContext } from "./handler-context.ts";
+import { isForceUnlockBody, parseLockBody } from "./lock-body.ts";
+import { readBody } from "./request-body.ts";
+import { jsonReply, type Reply } from "./responses.ts";
+
+/** A LockInfo is a few hundred bytes; this leaves room for a long `Info` and nothing more. */
+export const LOCK_BODY_LIMIT = 64 * 1024;
+
+/**
+ * LOCK (or POST): 200 with the stored LockInfo when taken or already held by the same ID (the CLI
+ * retries lost answers); a LockError with the holder becomes 423. Clients poll with their own
+ * backoff (`-lock-timeout`), so the call never waits here.
+ */
+export async function takeLock(c: HandlerContext): Promise<Reply> {
+  const info = parseLockBody(await readBody(c.req, LOCK_BODY_LIMIT, "lock info"), "lock");
+  const result = await c.coordinator.lock(c.workspace, info, { signal: c.signal, waitMs: 0 });
+  return jsonReply(200, lockInfoToGoJson(result.info));
+}
+
+/**
+ * UNLOCK (or DELETE): releases the lock when the body's ID is the holder's, and answers 200 when
+ * the lock is already free. A force-unlock body (only `ID` set) is held to the same rule: it names
+ * the lock the user read from an error, and releasing a different holder's lock would break a
+ * lock that nobody asked to break, so a mismatch is a 409 with the holder.
+ */
+export async function releaseLock(c: HandlerContext): Promise<Reply> {
+  const info = parseLockBody(await readBody(c.req, LOCK_BODY_LIMIT, "lock info"), "unlock");
+  const released = await c.coordinator.unlock(c.workspace, info.id, { signal: c.signal });
+  if (isForceUnlockBody(info)) {
+    c.logger.info("force-unlock over the http backend", {
+      workspace: c.workspace,
+      lockId: info.id,
+      released: released !== null,
+    });
+  }
+  return released ? jsonReply(200, lockInfoToGoJson(released)) : { status: 200 };
+}

@@ -1,0 +1,129 @@
+import { CanceledError, InvalidArgumentError } from "../errors.ts";
+import { errorBody, errorReply, type LockConflictStatus } from "./error-status.ts";
+import type { HandlerContext } from "./handler-context.ts";
+import { releaseLock, takeLock } from "./lock-handlers.ts";
+import { parseTerraformTarget, TERRAFORM_STATE_PREFIX } from "./request-path.ts";
+import { jsonReply, type Reply, send } from "./responses.ts";
+import { deleteState, readState, writeState } from "./state-handlers.ts";
+import type {
+  HttpRequest,
+  HttpResponse,
+  RouteContext,
+  TerraformHttpAction,
+  TerraformHttpRouteOptions,
+} from "./types.ts";
+
+/** A route for the HTTP edge (src/http's ExtraRoute), mounted under its prefix. */
+export interface TerraformHttpRoute {
+  prefix: string;
+  /** `ctx` comes from the server, after its authentication; without it the route runs standalone. */
+  handle(req: HttpRequest, res: HttpResponse, ctx?: RouteContext): Promise<void>;
+}
+
+interface Operation {
+  action: TerraformHttpAction;
+  /** Status of a held lock (LockError) for this operation. */
+  lockConflict: LockConflictStatus;
+  run(c: HandlerContext): Promise<Reply>;
+}
+
+const read: Operation = { action: "read", lockConflict: 409, run: readState };
+const write: Operation = { action: "write", lockConflict: 409, run: writeState };
+const remove: Operation = { action: "delete", lockConflict: 409, run: deleteState };
+const lock: Operation = { action: "lock", lockConflict: 423, run: takeLock };
+const unlock: Operation = { action: "unlock", lockConflict: 409, run: releaseLock };
+
+/**
+ * Methods per path. `update_method` may be POST (the default) or PUT; `lock_method`/`unlock_method`
+ * are LOCK/UNLOCK by default, POST/DELETE in GitLab's convention.
+ */
+const ROUTES = {
+  state: {
+    path: `${TERRAFORM_STATE_PREFIX}{workspace}`,
+    ops: new Map([
+      ["GET", read],
+      ["HEAD", read],
+      ["POST", write],
+      ["PUT", write],
+      ["DELETE", remove],
+    ]),
+  },
+  lock: {
+    path: `${TERRAFORM_STATE_PREFIX}{workspace}/lock`,
+    ops: new Map([
+      ["LOCK", lock],
+      ["UNLOCK", unlock],
+      ["POST", lock],
+      ["DELETE", unlock],
+    ]),
+  },
+} as const;
+
+/**
+ * The Terraform/OpenTofu `http` backend (docs/terraform-http-backend.md) on the coordinator:
+ * `/terraform/state/{workspace}` for the state and `/terraform/state/{workspace}/lock` for its lock.
+ */
+export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): TerraformHttpRoute {
+  const { coordinator, logger, maxStateSize, authorize } = options;
+  if (!Number.isSafeInteger(maxStateSize) || maxStateSize <= 0) {
+    throw new InvalidArgumentError(`maxStateSize must be a positive integer, got ${String(maxStateSize)}`);
+  }
+
+  async function handle(req: HttpRequest, res: HttpResponse, ctx?: RouteContext): Promise<void> {
+    const started = performance.now();
+    const method = req.method ?? "";
+    const controller = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort(new CanceledError("the client closed the connection"));
+    };
+    res.once("close", onClose);
+    const signal = ctx ? AbortSignal.any([controller.signal, ctx.signal]) : controller.signal;
+    let lockConflict: LockConflictStatus = 409;
+    let workspace: string | undefined;
+    let reply: Reply;
+    try {
+      const target = parseTerraformTarget(req.url ?? "");
+      workspace = target.workspace;
+      const route = ROUTES[target.kind];
+      const op = route.ops.get(method);
+      if (op === undefined) {
+        const allow = [...route.ops.keys()].join(", ");
+        reply = jsonReply(
+          405,
+          errorBody(`method ${JSON.stringify(method)} is not allowed on ${route.path}; allowed: ${allow}`),
+          { allow },
+        );
+      } else {
+        lockConflict = op.lockConflict;
+        await authorize?.(req, { workspace, action: op.action, principal: ctx?.principal });
+        reply = await op.run({
+          coordinator,
+          logger,
+          maxStateSize,
+          req,
+          workspace,
+          query: target.query,
+          signal,
+        });
+      }
+    } catch (err) {
+      const failure = errorReply(err, lockConflict);
+      const fields = { method, workspace, status: failure.status, err };
+      if (failure.serverFault) logger.error("terraform http backend request failed", fields);
+      else logger.debug("terraform http backend request refused", fields);
+      reply = jsonReply(failure.status, failure.body, failure.headers);
+    } finally {
+      res.off("close", onClose);
+    }
+    send(req, res, reply);
+    logger.debug("terraform http backend request", {
+      method,
+      workspace,
+      principal: ctx?.principal.name,
+      status: reply.status,
+      ms: Math.round(performance.now() - started),
+    });
+  }
+
+  return { prefix: TERRAFORM_STATE_PREFIX, handle };
+}

@@ -1,0 +1,39 @@
+import { InvalidArgumentError, NotFoundError } from "../errors.ts";
+import type { HandlerContext } from "./handler-context.ts";
+import { readBody } from "./request-body.ts";
+import { lockIdFromQuery } from "./request-path.ts";
+import type { Reply } from "./responses.ts";
+
+/** GET (and HEAD): the state with its MD5, which OpenTofu uses to tell whether the state changed. */
+export async function readState(c: HandlerContext): Promise<Reply> {
+  const payload = await c.coordinator.getState(c.workspace, { signal: c.signal });
+  if (payload === null) throw new NotFoundError(`workspace ${JSON.stringify(c.workspace)} has no state`);
+  return {
+    status: 200,
+    body: payload.data,
+    headers: {
+      "content-type": "application/json",
+      "content-md5": Buffer.from(payload.md5).toString("base64"),
+      // State holds secrets: no shared cache may keep a copy.
+      "cache-control": "no-store",
+    },
+  };
+}
+
+/** POST/PUT: a new state, fenced by `?ID=` while the workspace is locked. */
+export async function writeState(c: HandlerContext): Promise<Reply> {
+  const lockId = lockIdFromQuery(c.query);
+  const body = await readBody(c.req, c.maxStateSize, "state");
+  if (body.byteLength === 0) {
+    throw new InvalidArgumentError("the state write has no body: send the state JSON");
+  }
+  await c.coordinator.putState(c.workspace, body, { lockId, signal: c.signal });
+  return { status: 200 };
+}
+
+/** DELETE: removes the current state (history stays); fenced like a write. */
+export async function deleteState(c: HandlerContext): Promise<Reply> {
+  const lockId = lockIdFromQuery(c.query);
+  await c.coordinator.deleteState(c.workspace, { lockId, signal: c.signal });
+  return { status: 200 };
+}

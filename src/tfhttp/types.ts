@@ -1,0 +1,49 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { Coordinator } from "../coordinator/types.ts";
+import type { Logger } from "../log.ts";
+
+/** Requests and responses as the HTTP edge hands them over: HTTP/1.1 or the HTTP/2 compatibility API. */
+export type HttpRequest = IncomingMessage | Http2ServerRequest;
+export type HttpResponse = ServerResponse | Http2ServerResponse;
+
+/** The caller as the server's authentication point established it (src/http's Principal). */
+export interface RoutePrincipal {
+  readonly method: string;
+  readonly name: string;
+}
+
+/**
+ * What the HTTP edge passes a mounted route (src/http's RouteContext), declared here so this layer
+ * does not import the edge; the server checks the shape where the route is mounted.
+ */
+export interface RouteContext {
+  principal: RoutePrincipal;
+  /** Aborts when the client goes away or the server stops waiting for the request. */
+  signal: AbortSignal;
+}
+
+/** What the request is about to do, for the authorisation hook. */
+export type TerraformHttpAction = "read" | "write" | "delete" | "lock" | "unlock";
+
+export interface TerraformHttpAccess {
+  workspace: string;
+  action: TerraformHttpAction;
+  /** The authenticated caller; undefined when the route is served without the HTTP edge. */
+  principal: RoutePrincipal | undefined;
+}
+
+/**
+ * Called once per request after the server's authentication, when the workspace and action are
+ * known and before any body is read or any state touched. Rejects with PermissionDeniedError (403)
+ * or UnauthenticatedError (401) to refuse.
+ */
+export type TerraformHttpAuthorize = (req: HttpRequest, access: TerraformHttpAccess) => Promise<void>;
+
+export interface TerraformHttpRouteOptions {
+  coordinator: Coordinator;
+  logger: Logger;
+  /** Largest state accepted on a write, in bytes; larger bodies get 413 naming this limit. */
+  maxStateSize: number;
+  authorize?: TerraformHttpAuthorize | undefined;
+}
