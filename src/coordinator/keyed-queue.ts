@@ -1,3 +1,4 @@
+import { AsyncResource } from "node:async_hooks";
 import { CallContext } from "../oci/call-context.ts";
 import type { CallOptions } from "../oci/target.ts";
 
@@ -51,10 +52,11 @@ export class KeyedQueue {
         reject(call.abortError("while queued behind other operations on the workspace"));
       };
       const task: Task = {
-        start: () => {
+        // Runs in the caller's async context, so its trace spans and logs stay with its RPC.
+        start: AsyncResource.bind(() => {
           call.signal.removeEventListener("abort", onAbort);
           this.#execute(key, fn).then(resolve, reject);
-        },
+        }),
       };
       if (opts?.front) queue.unshift(task);
       else queue.push(task);

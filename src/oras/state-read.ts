@@ -13,6 +13,8 @@ export interface StatePayload {
   digest: string;
   /** Size of `data` in bytes. */
   size: number;
+  /** Size of the stored layer blob (compressed size when gzip). */
+  storedSize: number;
   version: number | undefined;
   updatedAt: string | undefined;
 }
@@ -121,6 +123,7 @@ export async function readStateAt(
     md5: sum,
     digest,
     size: data.byteLength,
+    storedSize: manifest.layer.size,
     version: manifest.version,
     updatedAt: manifest.updatedAt,
   };

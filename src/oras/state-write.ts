@@ -19,6 +19,10 @@ export interface PutResult {
   version: number | undefined;
   md5: Uint8Array;
   size: number;
+  /** Size of the stored layer blob (compressed size when gzip). */
+  storedSize: number;
+  /** The manifest's updated_at annotation (RFC 3339). */
+  updatedAt: string | undefined;
 }
 
 /** The next version number, decided once per logical write (W6): never renumbered by a retry. */
@@ -82,9 +86,10 @@ export async function writeState(
   const manifestBytes = packStateManifest({ workspace: tags.name, layer, version, nowMs: cfg.now() });
   const digest = sha256Digest(manifestBytes);
   await target.pushManifest(tags.state, manifestBytes, "application/vnd.oci.image.manifest.v1+json", opts);
+  const written = parseStateManifest(manifestBytes, `state at tag ${tags.state}`);
   ctx.stateCache.set(tags.state, {
     manifestDigest: digest,
-    manifest: parseStateManifest(manifestBytes, `state at tag ${tags.state}`),
+    manifest: written,
     data: keep,
     md5: keep ? sum : null,
   });
@@ -97,5 +102,5 @@ export async function writeState(
     );
     scheduleRetention(ctx, tags, version);
   }
-  return { digest, version, md5: sum, size };
+  return { digest, version, md5: sum, size, storedSize: layer.size, updatedAt: written.updatedAt };
 }

@@ -49,8 +49,12 @@ describe("state get/put/delete against a real registry", () => {
     assert.equal(raw.layers[0].mediaType, "application/vnd.terraform.statefile.v1+gzip");
     assert.ok(raw.layers[0].size < data.byteLength / 10, "compressed");
     assert.equal(put.size, data.byteLength);
+    assert.equal(put.storedSize, raw.layers[0].size);
+    assert.equal(put.updatedAt, raw.annotations["org.terraform.state.updated_at"]);
     const plainReader = fx.backend(repo, { compression: "none" }).stateMgr("default");
-    assert.equal(str((await plainReader.get())?.data ?? new Uint8Array()), str(data));
+    const read = await plainReader.get();
+    assert.equal(str(read?.data ?? new Uint8Array()), str(data));
+    assert.equal(read?.storedSize, raw.layers[0].size);
 
     const empty = fx.backend(fx.repo(), { compression: "gzip" }).stateMgr("default");
     await empty.put(new Uint8Array());
