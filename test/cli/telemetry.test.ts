@@ -86,4 +86,8 @@ test("RPCs are traced with the registry requests in the same trace, and their la
     "the manifest PUT is part of the RPC's trace",
   );
   assert.ok(collector.metricNames.has("rpc.server.call.duration"), [...collector.metricNames].join(", "));
+  assert.ok(
+    collector.metricNames.has("http.client.request.duration"),
+    "registry requests by status are measured",
+  );
 });
