@@ -135,6 +135,10 @@ class ServiceCoordinator implements Coordinator {
     return this.#run(() => this.#mgr(ws).get(callOptions(opts)));
   }
 
+  stateHead(ws: string, opts?: CallOptions) {
+    return this.#run(() => this.#mgr(ws).head(callOptions(opts)));
+  }
+
   openRead(ws: string, opts?: CallOptions) {
     return this.#run(() => this.#mgr(ws).openRead(callOptions(opts)));
   }

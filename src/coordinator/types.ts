@@ -2,6 +2,7 @@ import type { CallOptions } from "../oci/target.ts";
 import type {
   LockInfo,
   PutResult,
+  StateHead,
   StatePayload,
   StateReader,
   VersionInfo,
@@ -102,6 +103,8 @@ export interface CoordinatorStats {
 
 export interface Coordinator {
   getState(workspace: string, opts?: CallOptions): Promise<StatePayload | null>;
+  /** The state's manifest facts without its content (null when there is no state). */
+  stateHead(workspace: string, opts?: CallOptions): Promise<StateHead | null>;
   openRead(workspace: string, opts?: CallOptions): Promise<StateReader | null>;
   putState(workspace: string, data: Uint8Array, opts?: WriteOptions): Promise<PutResult>;
   /** The stream is read only once the write's turn comes (after the fencing check). */

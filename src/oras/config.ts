@@ -99,7 +99,7 @@ export function resolveConfig(cfg: BackendConfig): ResolvedConfig {
     maxStateSize,
     // ghoten: a negative max_versions means 0; we refuse it instead of guessing.
     maxVersions: nonNegativeInt("maxVersions", cfg.maxVersions, 0),
-    stateCacheBytes: nonNegativeInt("stateCacheBytes", cfg.stateCacheBytes, 64 * 1024 * 1024),
+    stateCacheBytes: nonNegativeInt("stateCacheBytes", cfg.stateCacheBytes, 96 * 1024 * 1024),
     now: cfg.now ?? Date.now,
   };
 }

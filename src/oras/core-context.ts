@@ -75,7 +75,8 @@ export class StateCache {
   set(tag: string, entry: CachedState): void {
     this.delete(tag);
     let e = entry;
-    if (e.data && e.data.byteLength > this.#limit / 4) e = { ...e, data: null, md5: null };
+    // One state may take up to half the budget, so a large state read often stays cached.
+    if (e.data && e.data.byteLength > this.#limit / 2) e = { ...e, data: null, md5: null };
     this.#entries.set(tag, e);
     this.#bytes += e.data?.byteLength ?? 0;
     for (const [k, old] of this.#entries) {

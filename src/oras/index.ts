@@ -7,7 +7,7 @@ export type { BackendConfig, Credential, CredentialFunc, RetryConfig } from "./c
 export { LockError } from "./lock-error.ts";
 export { emptyLockInfo, type LockInfo, lockInfoFromGoJson, lockInfoToGoJson } from "./lock-info.ts";
 export type { HeldLockStatus, LockStatus, UnlockOptions } from "./locking.ts";
-export type { StateManager, StateReader } from "./state-manager.ts";
+export type { StateHead, StateManager, StateReader } from "./state-manager.ts";
 export type { StatePayload } from "./state-read.ts";
 export type { PutResult } from "./state-write.ts";
 export type { VersionInfo } from "./versions.ts";

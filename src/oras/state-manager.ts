@@ -17,6 +17,16 @@ import { type PutResult, writeState } from "./state-write.ts";
 import { listVersions, readVersion, repointTags, type VersionInfo, waitForRetention } from "./versions.ts";
 import { tagsFor, versionTag, type WorkspaceTags } from "./workspace-names.ts";
 
+/** A state's manifest facts, read without its content. */
+export interface StateHead {
+  /** Digest of the state manifest. */
+  digest: string;
+  version: number | undefined;
+  updatedAt: string | undefined;
+  /** Stored layer size (compressed size when gzip). */
+  storedSize: number;
+}
+
 /** A state read as a stream, for states too large to hold in memory at once. */
 export interface StateReader {
   /** Digest of the state manifest. */
@@ -51,6 +61,22 @@ export class StateManager {
   /** The current state, or null when there is none. Unchanged state: one conditional GET. */
   get(opts?: CallOptions): Promise<StatePayload | null> {
     return readStateAt(this.#ctx, this.tags.state, opts);
+  }
+
+  /**
+   * What the state manifest says, without reading the state (one conditional GET when cached):
+   * lets a caller holding a digest learn the state is unchanged without a blob download.
+   */
+  async head(opts?: CallOptions): Promise<StateHead | null> {
+    const found = await fetchStateManifest(this.#ctx, this.tags.state, opts);
+    if (!found?.manifest.layer) return null;
+    const { manifest, digest } = found;
+    return {
+      digest,
+      version: manifest.version,
+      updatedAt: manifest.updatedAt,
+      storedSize: manifest.layer?.size ?? 0,
+    };
   }
 
   /** The current state as a stream, or null when there is none. */

@@ -12,7 +12,14 @@ import {
   StateVersionSchema,
 } from "../gen/tfstate/v1/state_pb.ts";
 import { type Workspace, WorkspaceSchema } from "../gen/tfstate/v1/workspace_pb.ts";
-import type { LockInfo, PutResult, StatePayload, StateReader, VersionInfo } from "../oras/index.ts";
+import type {
+  LockInfo,
+  PutResult,
+  StateHead,
+  StatePayload,
+  StateReader,
+  VersionInfo,
+} from "../oras/index.ts";
 import { rfc3339FromTimestamp, timestampFromRfc3339 } from "./time.ts";
 
 export function lockInfoToProto(info: LockInfo): ProtoLockInfo {
@@ -93,7 +100,7 @@ export function metadataFromPayload(workspace: string, p: StatePayload): StateMe
 }
 
 /** Metadata of a not-modified answer: only what the manifest says (no size, no MD5). */
-export function notModifiedMetadata(workspace: string, p: StatePayload): StateMetadata {
+export function notModifiedMetadata(workspace: string, p: StateHead): StateMetadata {
   return stateMetadata({
     workspace,
     digest: p.digest,

@@ -52,11 +52,16 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
   return {
     async getState(req, ctx) {
       const ws = workspaceArg(req.workspace);
+      if (req.ifNoneMatch !== "") {
+        // The manifest alone says whether the caller's copy is current: no blob read for that.
+        const head = await coordinator.stateHead(ws, callOptions(ctx));
+        if (!head) throw new NotFoundError(`workspace ${JSON.stringify(ws)} has no state`);
+        if (head.digest === req.ifNoneMatch) {
+          return { metadata: notModifiedMetadata(ws, head), notModified: true };
+        }
+      }
       const payload = await coordinator.getState(ws, callOptions(ctx));
       if (!payload) throw new NotFoundError(`workspace ${JSON.stringify(ws)} has no state`);
-      if (req.ifNoneMatch !== "" && req.ifNoneMatch === payload.digest) {
-        return { metadata: notModifiedMetadata(ws, payload), notModified: true };
-      }
       checkUnaryState(`the state of workspace ${JSON.stringify(ws)}`, payload.size, unaryLimit(ctx));
       return { metadata: metadataFromPayload(ws, payload), state: payload.data };
     },

@@ -203,6 +203,22 @@ describe("state get/put/delete against a real registry", () => {
   });
 });
 
+describe("head: the state's manifest without its content", () => {
+  test("one request and no blob download; null without a state", async () => {
+    const repo = fx.repo();
+    const b = fx.backend(repo, { compression: "gzip" });
+    assert.equal(await b.stateMgr("default").head(), null);
+    const put = await b.stateMgr("default").put(text("x".repeat(10_000)));
+    const reader = fx.backend(repo).stateMgr("default");
+    const { result, calls } = await countRequests(fx.proxy, () => reader.head());
+    assert.deepEqual(calls.length, 1, calls.join(", "));
+    assert.ok(calls.every((c) => !c.includes("blobs")));
+    assert.equal(result?.digest, put.digest);
+    assert.equal(result?.storedSize, put.storedSize);
+    assert.equal(result?.updatedAt, put.updatedAt);
+  });
+});
+
 describe("request counts in steady state (the seed spends 6 / 3 / 7 / 4)", () => {
   test("write ≤ 3, read ≤ 2 and 1 when unchanged, lock ≤ 3, unlock ≤ 2", async () => {
     const repo = fx.repo();
