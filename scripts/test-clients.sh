@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Tests the generated clients against the running service: each suite starts the repository's own
+# server (src/cli.ts on the pinned Node from node_modules) on random loopback ports, on a real
+# docker-registry and on an OCI layout directory over TLS, and stops what it started.
+#
+#   scripts/test-clients.sh              all three: go, python, ts
+#   scripts/test-clients.sh go python    only those
+#
+# Each suite also runs its language's static checks (gofmt and go vet; ruff and mypy; tsc and biome).
+# A missing toolchain (go, python3 3.11+, node_modules) is a failure, never a skip. Every suite runs
+# even when an earlier one failed; the exit status is non-zero when any failed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+
+suites=("$@")
+((${#suites[@]} > 0)) || suites=(go python ts)
+for suite in "${suites[@]}"; do
+  case "$suite" in
+  go | python | ts) ;;
+  *)
+    echo "test-clients: unknown suite '$suite' (go, python or ts)" >&2
+    exit 2
+    ;;
+  esac
+done
+
+[[ -x node_modules/.bin/node ]] || { echo "test-clients: node_modules/.bin/node missing: run npm ci" >&2; exit 1; }
+command -v docker-registry >/dev/null || { echo "test-clients: docker-registry is not installed" >&2; exit 1; }
+bash scripts/install-client-tools.sh
+export PATH="$ROOT/.tools/bin:$ROOT/.tools/venv/bin:$ROOT/node_modules/.bin:$PATH"
+
+test_go() {
+  cd "$ROOT/clients/go"
+  go version
+  local unformatted
+  unformatted="$(gofmt -l .)"
+  if [[ -n "$unformatted" ]]; then
+    echo "gofmt would change these files (run gofmt -w):" >&2
+    echo "$unformatted" >&2
+    return 1
+  fi
+  go vet ./...
+  go test -count=1 ./...
+}
+
+test_python() {
+  cd "$ROOT/clients/python"
+  python --version
+  ruff check .
+  ruff format --check .
+  mypy
+  pytest
+}
+
+test_ts() {
+  cd "$ROOT"
+  node --version
+  tsc --noEmit -p clients/ts/tsconfig.json
+  biome check clients/ts
+  npm test --workspace @oci-tfstate/client
+}
+
+failed=()
+for suite in "${suites[@]}"; do
+  printf '\n== %s client\n' "$suite"
+  started=$SECONDS
+  # A subshell per suite: set -e applies inside it, and a failure ends only that suite.
+  if ("test_$suite"); then
+    echo "== $suite client: passed in $((SECONDS - started)) s"
+  else
+    echo "== $suite client: FAILED after $((SECONDS - started)) s" >&2
+    failed+=("$suite")
+  fi
+done
+
+if ((${#failed[@]} > 0)); then
+  echo "test-clients: failed: ${failed[*]}" >&2
+  exit 1
+fi
