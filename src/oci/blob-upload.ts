@@ -2,8 +2,10 @@
  * Blob uploads. In-memory content goes up in as few requests as the registry allows: one
  * `POST ?digest=` where supported (tried once per target), else POST then PUT. Content larger than
  * the chunk size goes up in PATCH chunks with the digest computed on the way; the last chunk rides
- * on the closing PUT. In-memory uploads are retried whole; a stream cannot be replayed, so a stream
- * upload that fails mid-way is cancelled and reported, never retried.
+ * on the closing PUT. A stream's next chunk is read while the previous one is being sent, into one
+ * of two reused buffers, so a stream of any length holds two chunks and is read at most one chunk
+ * ahead of the registry. In-memory uploads are retried whole; a stream cannot be replayed, so a
+ * stream upload that fails mid-way is cancelled and reported, never retried.
  */
 import { createHash, type Hash } from "node:crypto";
 import { DataLossError, InvalidArgumentError, ResourceExhaustedError, UnavailableError } from "../errors.ts";
@@ -93,41 +95,33 @@ export class BlobUploader {
     limit: Limit,
     call: CallContext,
   ): Promise<Descriptor> {
-    const pieces = rechunk(stream, this.chunkSize, limit)[Symbol.asyncIterator]();
-    let first: IteratorResult<Uint8Array>;
-    let second: IteratorResult<Uint8Array>;
+    const chunks = new StreamChunker(stream, this.chunkSize, limit);
+    let session: UploadSession | undefined;
     try {
-      first = await pieces.next();
-      second = first.done ? first : await pieces.next();
-    } catch (err) {
-      if (err instanceof UploadTooLarge) throw err.error;
-      throw err;
-    }
-    const firstPiece = first.done ? new Uint8Array(0) : first.value;
-    if (second.done) {
-      // Small enough to hold: upload it like in-memory content, which can be retried.
-      const digest = sha256Digest(firstPiece);
-      await this.client.retrying(() => this.uploadWhole(firstPiece, digest, call), call);
-      return { mediaType, digest, size: firstPiece.byteLength };
-    }
-    const location = await this.client.retrying(() => this.startSession(call), call);
-    const session = new UploadSession(this.client, location, call);
-    try {
-      await session.patch(firstPiece);
-      // One piece is held back so the last one can ride on the closing PUT.
-      let held = second.value;
-      for (;;) {
-        const next = await pieces.next();
-        if (next.done) break;
-        await session.patch(held);
-        held = next.value;
+      let chunk = await chunks.next();
+      if (chunk.last) {
+        // Small enough to hold: upload it like in-memory content, which can be retried.
+        const bytes = chunk.bytes;
+        const digest = sha256Digest(bytes);
+        await this.client.retrying(() => this.uploadWhole(bytes, digest, call), call);
+        return { mediaType, digest, size: bytes.byteLength };
       }
-      const result = await session.finish(held);
+      const location = await this.client.retrying(() => this.startSession(call), call);
+      session = new UploadSession(this.client, location, call);
+      while (!chunk.last) {
+        // The next chunk is read from the source while this one is on its way to the registry.
+        const [sent, read] = await Promise.allSettled([session.patch(chunk.bytes), chunks.next()]);
+        if (read.status === "rejected") throw read.reason;
+        if (sent.status === "rejected") throw sent.reason;
+        chunk = read.value;
+      }
+      // The last chunk rides on the closing PUT.
+      const result = await session.finish(chunk.bytes);
       return { mediaType, digest: result.digest, size: result.size };
     } catch (err) {
-      await this.cancel(session.location, call);
+      if (session !== undefined) await this.cancel(session.location, call);
       if (err instanceof UploadTooLarge) throw err.error;
-      if (err instanceof TransientError) {
+      if (session !== undefined && err instanceof TransientError) {
         throw new UnavailableError(
           `${call.what}: the upload failed mid-way (${err.reason} from ${err.host}); streamed content cannot ` +
             "be replayed, so it was not retried: push it again",
@@ -136,7 +130,7 @@ export class BlobUploader {
       }
       throw err;
     } finally {
-      await pieces.return?.(undefined);
+      await chunks.close();
     }
   }
 
@@ -313,42 +307,104 @@ class UploadSession {
   }
 }
 
-/**
- * Re-cuts a stream into pieces of exactly `size` bytes (the last may be shorter; an empty stream
- * yields nothing), failing with UploadTooLarge once more than `limit.maxSize` bytes arrive.
- */
-async function* rechunk(
-  source: AsyncIterable<Uint8Array>,
-  size: number,
-  limit: Limit,
-): AsyncGenerator<Uint8Array> {
-  let parts: Uint8Array[] = [];
-  let held = 0;
-  let total = 0;
-  for await (const chunk of source) {
-    total += chunk.byteLength;
-    if (limit.maxSize !== undefined && total > limit.maxSize)
-      throw new UploadTooLarge(limit.tooLarge(limit.maxSize));
-    let rest = chunk;
-    while (held + rest.byteLength >= size) {
-      const take = size - held;
-      parts.push(rest.subarray(0, take));
-      yield concat(parts, size);
-      parts = [];
-      held = 0;
-      rest = rest.subarray(take);
-    }
-    if (rest.byteLength > 0) {
-      // Copy: the producer may reuse its buffer after we return control.
-      parts.push(Uint8Array.from(rest));
-      held += rest.byteLength;
-    }
-  }
-  if (held > 0) yield concat(parts, held);
+interface StreamChunk {
+  bytes: Uint8Array;
+  /** Whether the source ended with this chunk. */
+  last: boolean;
 }
 
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  if (parts.length === 1 && parts[0]?.byteLength === size) return Uint8Array.from(parts[0]);
+/**
+ * Cuts a stream into chunks of exactly `size` bytes (the last may be shorter; an empty stream gives
+ * one empty last chunk), failing with UploadTooLarge once more than `limit.maxSize` bytes arrive.
+ * Chunks are copied into two buffers used in turn, so a chunk stays valid while the next one is
+ * read and an upload of any length holds two chunks and leaves no per-chunk garbage behind. The
+ * source's parts are copied on arrival, so a producer may reuse its buffer once asked for more. A
+ * stream that ends within its first chunk never gets a chunk buffer: its parts are joined instead.
+ */
+class StreamChunker {
+  readonly #source: AsyncIterator<Uint8Array>;
+  readonly #size: number;
+  readonly #limit: Limit;
+  readonly #buffers: Array<Uint8Array | undefined> = [undefined, undefined];
+  #turn = 0;
+  /** Bytes already taken from the source that belong to the next chunk. */
+  #carry: Uint8Array | undefined;
+  #received = 0;
+  #ended = false;
+
+  constructor(source: AsyncIterable<Uint8Array>, size: number, limit: Limit) {
+    this.#source = source[Symbol.asyncIterator]();
+    this.#size = size;
+    this.#limit = limit;
+  }
+
+  /** The next chunk; its bytes stay valid until the call after the next one. */
+  async next(): Promise<StreamChunk> {
+    const size = this.#size;
+    let buffer = this.#buffers[this.#turn];
+    let parts: Uint8Array[] | undefined = buffer === undefined ? [] : undefined;
+    let length = 0;
+    while (length < size) {
+      const part = this.#carry ?? (await this.#read());
+      this.#carry = undefined;
+      if (part === undefined) break;
+      const take = Math.min(part.byteLength, size - length);
+      if (parts !== undefined && length + take < size) {
+        parts.push(new Uint8Array(part.subarray(0, take)));
+      } else {
+        if (buffer === undefined) {
+          buffer = new Uint8Array(size);
+          this.#buffers[this.#turn] = buffer;
+          let at = 0;
+          for (const p of parts ?? []) {
+            buffer.set(p, at);
+            at += p.byteLength;
+          }
+          parts = undefined;
+        }
+        buffer.set(part.subarray(0, take), length);
+      }
+      length += take;
+      // Held only until the next chunk starts, with no read from the source in between.
+      if (take < part.byteLength) this.#carry = part.subarray(take);
+    }
+    // A full chunk is the last one only if the source has nothing more: look ahead by one part.
+    if (length === size && this.#carry === undefined) this.#carry = await this.#read();
+    const last = this.#carry === undefined;
+    if (buffer === undefined) return { bytes: join(parts ?? [], length), last };
+    this.#turn ^= 1;
+    return { bytes: buffer.subarray(0, length), last };
+  }
+
+  /** Lets go of the source when the upload stopped before its end. */
+  async close(): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    await this.#source.return?.();
+  }
+
+  /** The next non-empty part of the source, or undefined at its end. */
+  async #read(): Promise<Uint8Array | undefined> {
+    while (!this.#ended) {
+      const next = await this.#source.next();
+      if (next.done) {
+        this.#ended = true;
+        return undefined;
+      }
+      const part = next.value;
+      this.#received += part.byteLength;
+      const { maxSize } = this.#limit;
+      if (maxSize !== undefined && this.#received > maxSize) {
+        throw new UploadTooLarge(this.#limit.tooLarge(maxSize));
+      }
+      if (part.byteLength > 0) return part;
+    }
+    return undefined;
+  }
+}
+
+function join(parts: Uint8Array[], size: number): Uint8Array {
+  if (parts.length === 1 && parts[0]?.byteLength === size) return parts[0];
   const out = new Uint8Array(size);
   let at = 0;
   for (const p of parts) {

@@ -29,26 +29,45 @@ export async function* limitStream(
   }
 }
 
-/** Passes chunks through while hashing them with MD5; `digest()` is valid once the stream ended. */
+/**
+ * A state stream whose sender declared the MD5 it should have. Every written state is hashed for
+ * its manifest anyway, so the writer hands that one sum to `checkMd5` as soon as the last byte has
+ * passed, before the upload completes: throwing there abandons the upload and nothing is stored.
+ */
+export interface Md5CheckedStream extends AsyncIterable<Uint8Array> {
+  checkMd5(md5: Uint8Array): void;
+}
+
+export function isMd5Checked(source: AsyncIterable<Uint8Array>): source is Md5CheckedStream {
+  return typeof (source as Partial<Md5CheckedStream>).checkMd5 === "function";
+}
+
+/**
+ * Passes chunks through while hashing them with MD5; `digest()` is valid once the stream ended.
+ * `check` sees the sum at the end, before the last chunk's consumer learns the stream is over.
+ */
 export class Md5Tap {
   #hash: Hash = createHash("md5");
   #size = 0;
-  #done = false;
   #sum: Uint8Array | undefined;
-  async *tap(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  async *tap(
+    source: AsyncIterable<Uint8Array>,
+    check?: (md5: Uint8Array) => void,
+  ): AsyncGenerator<Uint8Array> {
     for await (const chunk of source) {
       this.#hash.update(chunk);
       this.#size += chunk.byteLength;
       yield chunk;
     }
-    this.#done = true;
+    const sum = new Uint8Array(this.#hash.digest());
+    check?.(sum);
+    this.#sum = sum;
   }
   get size(): number {
     return this.#size;
   }
   digest(): Uint8Array {
-    if (!this.#done) throw new Error("md5 requested before the stream ended");
-    this.#sum ??= new Uint8Array(this.#hash.digest());
+    if (this.#sum === undefined) throw new Error("md5 requested before the stream ended");
     return this.#sum;
   }
 }
@@ -57,9 +76,28 @@ export function md5(data: Uint8Array): Uint8Array {
   return new Uint8Array(createHash("md5").update(data).digest());
 }
 
-/** gzip at BestSpeed, as ghoten writes it. */
-export function gzipStream(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
-  return Readable.from(source, { objectMode: false }).pipe(createGzip({ level: zlibConstants.Z_BEST_SPEED }));
+/**
+ * gzip at BestSpeed, as ghoten writes it. An error of the source (a size limit, a failed check, a
+ * client gone) comes out of the compressed stream unchanged.
+ */
+export async function* gzipStream(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const input = Readable.from(source, { objectMode: false });
+  const gzip = createGzip({ level: zlibConstants.Z_BEST_SPEED });
+  let sourceError: unknown;
+  // pipe() does not forward errors: without this a failing source would leave gzip waiting forever.
+  input.on("error", (err) => {
+    sourceError = err;
+    gzip.destroy(err);
+  });
+  input.pipe(gzip);
+  try {
+    for await (const chunk of gzip) yield chunk as Uint8Array;
+  } catch (err) {
+    throw sourceError ?? err;
+  } finally {
+    input.destroy();
+    gzip.destroy();
+  }
 }
 
 /**

@@ -4,7 +4,7 @@ import { sha256Digest } from "../oci/digest.ts";
 import type { CallOptions, Descriptor } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import { packStateManifest, parseStateManifest } from "./manifests.ts";
-import { gzipStream, limitStream, Md5Tap, md5, sizeLimitError } from "./state-codec.ts";
+import { gzipStream, isMd5Checked, limitStream, Md5Tap, md5, sizeLimitError } from "./state-codec.ts";
 import { fetchStateManifest } from "./state-read.ts";
 import { highestVersion, scheduleRetention } from "./versions.ts";
 import { MEDIA_TYPE_STATE, MEDIA_TYPE_STATE_GZIP } from "./wire-format.ts";
@@ -73,7 +73,10 @@ export async function writeState(
     keep = input.bytes;
   } else {
     const tap = new Md5Tap();
-    const plain = tap.tap(limitStream(input.stream, limit, what));
+    const source = input.stream;
+    // A sender's declared MD5 is checked against this one sum: each byte is hashed once.
+    const check = isMd5Checked(source) ? (sum: Uint8Array) => source.checkMd5(sum) : undefined;
+    const plain = tap.tap(limitStream(source, limit, what), check);
     layer = await target.pushBlob({ stream: gzip ? gzipStream(plain) : plain }, mediaType, {
       ...opts,
       maxSize: gzip ? undefined : limit,

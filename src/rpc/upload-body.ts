@@ -1,16 +1,17 @@
-import { createHash } from "node:crypto";
 import { InvalidArgumentError } from "../errors.ts";
 import type { UploadStateHeader, UploadStateRequest } from "../gen/tfstate/v1/state_service_pb.ts";
+import type { Md5CheckedStream } from "../oras/state-codec.ts";
 import { StateSizeError } from "./size-limits.ts";
 
 /**
  * The chunks of an UploadState stream after its header, checked on the way: no second header, no
- * more than the size announced or the server's maximum, and at the end the announced size and MD5.
- * A failed check throws from the iterator, so the core abandons the upload before its manifest is
- * written and the old state stays; `failure` keeps the error so the handler reports it even if
- * the layers in between rewrap it.
+ * more than the size announced or the server's maximum, and at the end the announced size. The
+ * announced MD5 is checked against the sum the core computes for the state anyway (`checkMd5`), so
+ * each byte is hashed once. A failed check throws inside the core's read of the stream, so the core
+ * abandons the upload before its manifest is written and the old state stays; `failure` keeps the
+ * error so the handler reports it even if the layers in between rewrap it.
  */
-export class UploadBody implements AsyncIterable<Uint8Array> {
+export class UploadBody implements Md5CheckedStream {
   readonly #rest: AsyncIterator<UploadStateRequest>;
   readonly #header: UploadStateHeader;
   readonly #maxStateSize: number;
@@ -26,6 +27,17 @@ export class UploadBody implements AsyncIterable<Uint8Array> {
     return this.#failure;
   }
 
+  checkMd5(md5: Uint8Array): void {
+    const expected = this.#header.md5;
+    if (expected.length === 0 || Buffer.from(md5).equals(expected)) return;
+    const err = new InvalidArgumentError(
+      `the MD5 of the received state is ${Buffer.from(md5).toString("hex")}, ` +
+        `not ${Buffer.from(expected).toString("hex")} as the header says`,
+    );
+    this.#failure ??= err;
+    throw err;
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     try {
       yield* this.#chunks();
@@ -37,7 +49,6 @@ export class UploadBody implements AsyncIterable<Uint8Array> {
 
   async *#chunks(): AsyncGenerator<Uint8Array> {
     const announced = this.#header.sizeBytes === undefined ? undefined : Number(this.#header.sizeBytes);
-    const hash = this.#header.md5.length > 0 ? createHash("md5") : undefined;
     let received = 0;
     let index = 1;
     for (;;) {
@@ -66,20 +77,10 @@ export class UploadBody implements AsyncIterable<Uint8Array> {
       if (announced !== undefined && received > announced) {
         throw new InvalidArgumentError(`received more than the ${announced} bytes the header announced`);
       }
-      hash?.update(chunk);
       if (chunk.byteLength > 0) yield chunk;
     }
     if (announced !== undefined && received !== announced) {
       throw new InvalidArgumentError(`received ${received} bytes, but the header announced ${announced}`);
-    }
-    if (hash) {
-      const got = hash.digest();
-      if (!got.equals(this.#header.md5)) {
-        throw new InvalidArgumentError(
-          `the MD5 of the received state is ${got.toString("hex")}, ` +
-            `not ${Buffer.from(this.#header.md5).toString("hex")} as the header says`,
-        );
-      }
     }
   }
 }
