@@ -6,7 +6,6 @@
  */
 import type { Http2ServerRequest } from "node:http2";
 import { Code, ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Coordinator } from "../coordinator/types.ts";
 import { isTfstateError } from "../errors.ts";
 import { type Logger, noopLogger } from "../log.ts";
@@ -17,9 +16,11 @@ import { Readiness } from "../rpc/readiness.ts";
 import { PUBLIC_SERVICES, rpcRoutes } from "../rpc/routes.ts";
 import { telemetryInterceptor } from "../rpc/telemetry-interceptor.ts";
 import { type Authenticator, type AuthRequest, allowAll } from "./auth.ts";
+import { COMPRESS_MIN_BYTES, SERVER_COMPRESSIONS } from "./compression.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { createListener, type NodeHandler, type NodeRequest, type NodeResponse } from "./listener.ts";
 import { PROBE_PATHS, serveProbe } from "./probes.ts";
+import { createRpcAdapter } from "./rpc-adapter.ts";
 
 export type { Principal } from "../rpc/principal.ts";
 export type { Authenticator, AuthRequest } from "./auth.ts";
@@ -108,7 +109,7 @@ export function createServer(opts: ServerOptions): TfstateServer {
     ...(opts.readinessCacheMs !== undefined ? { cacheMs: opts.readinessCacheMs } : {}),
   });
 
-  const rpc = connectNodeAdapter({
+  const rpc = createRpcAdapter({
     routes: rpcRoutes({
       coordinator: opts.coordinator,
       logger,
@@ -121,7 +122,9 @@ export function createServer(opts: ServerOptions): TfstateServer {
     interceptors: [telemetryInterceptor(), errorInterceptor(logger)],
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
-    shutdownSignal: cutOff.signal,
+    acceptCompression: [...SERVER_COMPRESSIONS],
+    compressMinBytes: COMPRESS_MIN_BYTES,
+    logger,
     contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket.remoteAddress),
     async requestGate(ctx) {
       if (PUBLIC_SERVICES.has(ctx.service.typeName)) return;
@@ -175,7 +178,7 @@ export function createServer(opts: ServerOptions): TfstateServer {
         await serveRoute(route, req, res, path);
         return;
       }
-      rpc(req, res);
+      rpc.handle(req, res);
     } catch (err) {
       logger.error("request failed", { method: req.method, path, error: err });
       if (!res.headersSent) {
@@ -234,7 +237,9 @@ export function createServer(opts: ServerOptions): TfstateServer {
               connections: tracker.size,
               graceMs,
             });
-            cutOff.abort(new ConnectError("the server is shutting down", Code.Unavailable));
+            const reason = new ConnectError("the server is shutting down", Code.Unavailable);
+            cutOff.abort(reason);
+            rpc.cutOff(reason);
             flushTimer = setTimeout(() => {
               tracker.destroyAll();
               resolve();

@@ -3,7 +3,7 @@
  * into its response. Errors are left to errorInterceptor.
  */
 import { createHash } from "node:crypto";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { LockEvent } from "../coordinator/types.ts";
@@ -13,7 +13,8 @@ import {
   LockEventKind,
   type StateService,
   type UploadStateRequest,
-  type WatchLockResponseSchema,
+  type WatchLockResponse,
+  WatchLockResponseSchema,
 } from "../gen/tfstate/v1/state_service_pb.ts";
 import { callOptions } from "./call-options.ts";
 import {
@@ -27,12 +28,12 @@ import {
 } from "./convert.ts";
 import { type RpcDeps, versionArg, workspaceArg } from "./deps.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
+import { dataFrame, type FrameCodec, frameCodec, type RawResponse, rawResponseKey } from "./raw-response.ts";
 import { rechunk, slices } from "./rechunk.ts";
 import { checkUnaryState, STREAM_CHUNK_BYTES, StateSizeError, unaryStateLimit } from "./size-limits.ts";
 import { UploadBody } from "./upload-body.ts";
 
 type DownloadMessage = MessageInitShape<typeof DownloadStateResponseSchema>;
-type WatchMessage = MessageInitShape<typeof WatchLockResponseSchema>;
 
 const MD5_BYTES = 16;
 
@@ -116,18 +117,17 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
       };
     },
 
-    async *watchLock(req, ctx) {
+    watchLock(req, ctx) {
       const ws = req.workspace === "" ? undefined : workspaceArg(req.workspace);
       if (deps.drainSignal.aborted) throw shuttingDown();
       const signal = AbortSignal.any([ctx.signal, deps.drainSignal]);
-      try {
-        for await (const event of coordinator.watchLock(ws, signal)) yield watchMessage(event, req.workspace);
-      } catch (err) {
-        if (!deps.drainSignal.aborted || ctx.signal.aborted) throw err;
-      }
-      // The client's own cancellation or deadline ends the call on its side already.
-      if (ctx.signal.aborted) return;
-      throw shuttingDown();
+      return watchResponses(coordinator.watchLock(ws, signal), {
+        requested: req.workspace,
+        callSignal: ctx.signal,
+        drainSignal: deps.drainSignal,
+        raw: ctx.values.get(rawResponseKey),
+        codec: frameCodec(ctx.requestHeader.get("content-type")),
+      });
     },
 
     async listVersions(req, ctx) {
@@ -250,18 +250,151 @@ const EVENT_KINDS = {
   unlocked: LockEventKind.UNLOCKED,
 } as const;
 
-function watchMessage(event: LockEvent, requested: string): WatchMessage {
-  const observeTime = timestampFromMs(event.observedAt);
-  if (event.kind === "snapshot_complete") {
-    return { workspace: requested, kind: LockEventKind.SNAPSHOT_COMPLETE, observeTime };
-  }
+interface WatchResponsesOptions {
+  /** The workspace the caller asked for ("" for all). */
+  requested: string;
+  callSignal: AbortSignal;
+  drainSignal: AbortSignal;
+  /** Where frames can be written past Connect's pipeline; without it every message goes through it. */
+  raw: RawResponse | undefined;
+  codec: FrameCodec;
+}
+
+/**
+ * A WatchLock stream's responses. The first message goes through Connect, which sends the headers
+ * with it; from then on, while Connect waits for the next message, events are written as
+ * pre-encoded frames (see raw-response.ts), and the next message handed to Connect is the stream's
+ * end, or an event too large to send uncompressed. A stream ended by the shutdown drain fails with
+ * UNAVAILABLE so the client reconnects elsewhere; one the client cancelled just ends (its side has
+ * ended already). A plain iterator rather than an async generator: a generator stage costs promise
+ * hops per message and memory per stream, for every watcher at once.
+ */
+function watchResponses(
+  events: AsyncIterable<LockEvent>,
+  opts: WatchResponsesOptions,
+): AsyncIterable<WatchLockResponse> {
+  const { requested, callSignal, drainSignal, raw, codec } = opts;
   return {
-    workspace: event.workspace,
-    kind: EVENT_KINDS[event.kind],
-    generation: BigInt(event.generation),
-    observeTime,
-    ...(event.info ? { lock: lockInfoToProto(event.info) } : {}),
+    [Symbol.asyncIterator]() {
+      const source = events[Symbol.asyncIterator]();
+      let finished = false;
+      let opened = false;
+      const done = (): IteratorResult<WatchLockResponse> => ({ done: true, value: undefined });
+      const ended = (): IteratorResult<WatchLockResponse> => {
+        finished = true;
+        if (callSignal.aborted) return done();
+        throw shuttingDown();
+      };
+      const failed = (err: unknown): IteratorResult<WatchLockResponse> => {
+        if (!drainSignal.aborted || callSignal.aborted) {
+          finished = true;
+          throw err;
+        }
+        return ended();
+      };
+      const viaConnect = () =>
+        source.next().then((r): IteratorResult<WatchLockResponse> => {
+          if (r.done) return ended();
+          opened = true;
+          return { done: false, value: watchMessage(r.value, requested) };
+        }, failed);
+      const direct = async (out: RawResponse): Promise<IteratorResult<WatchLockResponse>> => {
+        for (;;) {
+          let r: IteratorResult<LockEvent>;
+          try {
+            r = await source.next();
+          } catch (err) {
+            return failed(err);
+          }
+          if (r.done) return ended();
+          const frame = watchFrame(r.value, requested, codec, out.maxPayloadBytes);
+          if (frame === undefined) return { done: false, value: watchMessage(r.value, requested) };
+          if (!out.write(frame)) await out.drained();
+        }
+      };
+      return {
+        next() {
+          if (finished) return Promise.resolve(done());
+          return raw !== undefined && opened ? direct(raw) : viaConnect();
+        },
+        async return() {
+          finished = true;
+          await source.return?.();
+          return done();
+        },
+      };
+    },
   };
+}
+
+/** Frames per event and codec, shared like the messages below. */
+const watchFrames = new WeakMap<LockEvent, Partial<Record<FrameCodec, Buffer | null>>>();
+
+/**
+ * The event's data frame, or undefined when it must go through Connect: a larger message (a lock
+ * with a long info) is compressed by Connect as the stream negotiated, and checked against the
+ * write limit.
+ */
+function watchFrame(
+  event: LockEvent,
+  requested: string,
+  codec: FrameCodec,
+  maxPayloadBytes: number,
+): Buffer | undefined {
+  const encode = () => encodeFrame(watchMessage(event, requested), codec, maxPayloadBytes);
+  if (event.kind === "snapshot_complete") return encode();
+  let frames = watchFrames.get(event);
+  if (frames === undefined) {
+    frames = {};
+    watchFrames.set(event, frames);
+  }
+  let frame = frames[codec];
+  if (frame === undefined) {
+    frame = encode() ?? null;
+    frames[codec] = frame;
+  }
+  return frame ?? undefined;
+}
+
+function encodeFrame(
+  message: WatchLockResponse,
+  codec: FrameCodec,
+  maxPayloadBytes: number,
+): Buffer | undefined {
+  const payload =
+    codec === "proto"
+      ? toBinary(WatchLockResponseSchema, message)
+      : Buffer.from(toJsonString(WatchLockResponseSchema, message));
+  return payload.byteLength > maxPayloadBytes ? undefined : dataFrame(payload);
+}
+
+/**
+ * The hub hands the same event object to every stream it reaches, so each event's response is built
+ * once and shared (it is only read from then on): with thousands of watchers, building it per
+ * stream was a large part of the cost of a fan-out.
+ */
+const watchMessages = new WeakMap<LockEvent, WatchLockResponse>();
+
+function watchMessage(event: LockEvent, requested: string): WatchLockResponse {
+  if (event.kind === "snapshot_complete") {
+    return create(WatchLockResponseSchema, {
+      workspace: requested,
+      kind: LockEventKind.SNAPSHOT_COMPLETE,
+      observeTime: timestampFromMs(event.observedAt),
+    });
+  }
+  let message = watchMessages.get(event);
+  if (message === undefined) {
+    message = create(WatchLockResponseSchema, {
+      workspace: event.workspace,
+      kind: EVENT_KINDS[event.kind],
+      generation: BigInt(event.generation),
+      observeTime: timestampFromMs(event.observedAt),
+      ...(event.info ? { lock: lockInfoToProto(event.info) } : {}),
+    });
+    watchMessages.set(event, message);
+  }
+  return message;
 }
 
 function shuttingDown(): UnavailableError {
