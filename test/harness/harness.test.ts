@@ -8,7 +8,7 @@ import { type ProxyHandle, startProxy } from "./proxy.ts";
 import { type RegistryHandle, startRegistry } from "./registry.ts";
 import { OCI_MANIFEST, pushArtifact, pushBlob, sha256Digest } from "./seed.ts";
 import { createTestCertificates, type TestCertificates } from "./tls.ts";
-import { startTokenServer, type TokenServerHandle } from "./token-server.ts";
+import { registryTokenAuth, startTokenServer, type TokenServerHandle } from "./token-server.ts";
 
 const OCI_ACCEPT = { Accept: OCI_MANIFEST };
 
@@ -329,13 +329,7 @@ describe("startTokenServer with a token-auth registry", () => {
         user === "bob" ? actions.filter((a) => a !== "delete") : actions,
     });
     registry = await startRegistry({
-      auth: {
-        kind: "token",
-        realm: tokens.realm,
-        service: tokens.service,
-        issuer: tokens.issuer,
-        rootCertBundle: tokens.rootCertBundle,
-      },
+      auth: registryTokenAuth(tokens),
     });
   });
   after(async () => {

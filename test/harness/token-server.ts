@@ -294,3 +294,20 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
 function base64url(text: string): string {
   return Buffer.from(text).toString("base64url");
 }
+
+/** The registry's `auth.token` settings that trust this token server. */
+export function registryTokenAuth(tokens: TokenServerHandle): {
+  kind: "token";
+  realm: string;
+  service: string;
+  issuer: string;
+  rootCertBundle: string;
+} {
+  return {
+    kind: "token",
+    realm: tokens.realm,
+    service: tokens.service,
+    issuer: tokens.issuer,
+    rootCertBundle: tokens.rootCertBundle,
+  };
+}

@@ -4,7 +4,7 @@ import { PermissionDeniedError, UnauthenticatedError } from "../../src/errors.ts
 import { type Credential, createRemoteTarget, type RemoteTarget } from "../../src/oci/remote.ts";
 import { type ProxyHandle, startProxy } from "../harness/proxy.ts";
 import { type RegistryHandle, startRegistry } from "../harness/registry.ts";
-import { startTokenServer, type TokenServerHandle } from "../harness/token-server.ts";
+import { registryTokenAuth, startTokenServer, type TokenServerHandle } from "../harness/token-server.ts";
 import { manifestBytes, matching, OCI_MANIFEST, STATE_TYPE } from "./remote-fixtures.ts";
 
 const USER = "alice";
@@ -106,24 +106,12 @@ describe("remote target: token auth registry", () => {
         actions.filter((a) => (user === USER ? a !== "delete" : a === "pull")),
     });
     registry = await startRegistry({
-      auth: {
-        kind: "token",
-        realm: tokens.realm,
-        service: tokens.service,
-        issuer: tokens.issuer,
-        rootCertBundle: tokens.rootCertBundle,
-      },
+      auth: registryTokenAuth(tokens),
     });
     proxy = await startProxy(registry.url);
     expiring = await startTokenServer({ users: { [USER]: PASSWORD }, expiresIn: 1 });
     expiringRegistry = await startRegistry({
-      auth: {
-        kind: "token",
-        realm: expiring.realm,
-        service: expiring.service,
-        issuer: expiring.issuer,
-        rootCertBundle: expiring.rootCertBundle,
-      },
+      auth: registryTokenAuth(expiring),
     });
   });
   after(async () => {

@@ -8,7 +8,7 @@ import { dockerConfigCredentials } from "../../src/oci/docker-config.ts";
 import { createRemoteTarget } from "../../src/oci/remote.ts";
 import { type ProxyHandle, startProxy } from "../harness/proxy.ts";
 import { type RegistryHandle, startRegistry } from "../harness/registry.ts";
-import { startTokenServer, type TokenServerHandle } from "../harness/token-server.ts";
+import { registryTokenAuth, startTokenServer, type TokenServerHandle } from "../harness/token-server.ts";
 import { STATE_TYPE } from "./remote-fixtures.ts";
 
 const USER = "alice";
@@ -55,13 +55,7 @@ describe("remote target: credentials from Docker's config.json", () => {
     proxy = await startProxy(registry.url);
     tokens = await startTokenServer({ users: { [USER]: PASSWORD } });
     tokenRegistry = await startRegistry({
-      auth: {
-        kind: "token",
-        realm: tokens.realm,
-        service: tokens.service,
-        issuer: tokens.issuer,
-        rootCertBundle: tokens.rootCertBundle,
-      },
+      auth: registryTokenAuth(tokens),
     });
     dir = await mkdtemp(path.join(tmpdir(), "oci-tfstate-dockercfg-"));
     helperLog = path.join(dir, "helper.log");

@@ -3,7 +3,7 @@ import { after, describe, test } from "node:test";
 import { createBackend } from "../../src/oras/index.ts";
 import { startProxy } from "../harness/proxy.ts";
 import { startRegistry } from "../harness/registry.ts";
-import { startTokenServer } from "../harness/token-server.ts";
+import { registryTokenAuth, startTokenServer } from "../harness/token-server.ts";
 import { countRequests, lockInfo, text } from "./fixture.ts";
 
 /**
@@ -13,13 +13,7 @@ import { countRequests, lockInfo, text } from "./fixture.ts";
  */
 const tokens = await startTokenServer({ users: { ci: "s3cret" } });
 const registry = await startRegistry({
-  auth: {
-    kind: "token",
-    realm: tokens.realm,
-    service: tokens.service,
-    issuer: tokens.issuer,
-    rootCertBundle: tokens.rootCertBundle,
-  },
+  auth: registryTokenAuth(tokens),
 });
 const proxy = await startProxy(registry.url);
 const backend = createBackend({
