@@ -48,9 +48,16 @@ export async function takeLock(mgr: StateManager, info: LockInfo): Promise<Known
 }
 
 /**
- * Releases the lock through the core: it reads the tag again and deletes the digest it read, so
- * a newer holder's lock is never removed (2 requests). Not cancellable, like `takeLock`.
+ * Releases the lock through the core. With the digest the caller has just verified, the core
+ * deletes it directly (1 request); without, it reads the tag again and deletes the digest it read
+ * (2 requests). Deleting by digest never removes a newer holder's lock. Not cancellable, like
+ * `takeLock`.
  */
-export async function releaseLock(mgr: StateManager, id: string, force: boolean): Promise<void> {
-  await mgr.unlock(id, { force });
+export async function releaseLock(
+  mgr: StateManager,
+  id: string,
+  force: boolean,
+  knownDigest?: string,
+): Promise<void> {
+  await mgr.unlock(id, { force, knownDigest });
 }

@@ -154,7 +154,7 @@ export class LockService {
             { generation: known.generation },
           );
         }
-        await releaseLock(backend.stateMgr(ws), known.info.id, force);
+        await releaseLock(backend.stateMgr(ws), known.info.id, force, known.digest);
         tracker.observe(ws, UNLOCKED);
         return known.info;
       },
@@ -203,7 +203,7 @@ export class LockService {
     if (opts.signal?.aborted) {
       // The caller left while the lock was being written: give it back rather than strand it.
       try {
-        await releaseLock(mgr, info.id, false);
+        await releaseLock(mgr, info.id, false, held.digest);
         tracker.observe(ws, UNLOCKED);
       } catch (err) {
         logger.warn("could not release a lock whose caller went away", {

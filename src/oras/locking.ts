@@ -181,6 +181,12 @@ export async function acquireLock(
 export interface UnlockOptions extends CallOptions {
   /** Remove the lock whoever holds it. */
   force?: boolean | undefined;
+  /**
+   * The digest of the lock manifest the caller has just read and checked is held by `id` (a
+   * coordinator that tracks the lock): deleted without reading the tag again. Deleting by
+   * digest can never remove a newer holder's lock, so a stale digest only makes this a no-op.
+   */
+  knownDigest?: string | undefined;
 }
 
 /**
@@ -194,6 +200,10 @@ export async function releaseLock(
   id: string,
   opts: UnlockOptions | undefined,
 ): Promise<void> {
+  if (opts?.knownDigest !== undefined) {
+    await removeLock(ctx, tags, opts.knownDigest, opts);
+    return;
+  }
   const current = await readLock(ctx, tags, opts);
   if (current.state === "unlocked" || current.state === "unchanged") return;
   const holderId = current.info.id;

@@ -97,4 +97,24 @@ describe("fencing: writes on a locked workspace carry the holder's lock ID", () 
     assert.deepEqual(lockReads, [{ method: "GET", path: "manifests/locked-default", status: 304 }]);
     assert.equal(calls.length, 4, `lock read + blob POST, PUT + manifest PUT: ${JSON.stringify(calls)}`);
   });
+
+  test("in steady state a lock costs 3 requests and an unlock 2: the digest just verified is deleted", async () => {
+    const { coord, repo } = fx.coordinator();
+    await coord.putState("default", text("warm up"));
+    await coord.lock("default", lockInfo("warm"));
+    await coord.unlock("default", "warm");
+    let from = fx.proxy.requests.length;
+    await coord.lock("default", lockInfo("me"));
+    const lock = fx.requestsFor(repo, from);
+    assert.equal(lock.length, 3, JSON.stringify(lock));
+    from = fx.proxy.requests.length;
+    assert.equal((await coord.unlock("default", "me"))?.id, "me");
+    const unlock = fx.requestsFor(repo, from);
+    assert.deepEqual(
+      unlock.map((c) => `${c.method} ${c.status}`),
+      ["GET 304", "DELETE 202"],
+      JSON.stringify(unlock),
+    );
+    assert.equal((await coord.getLock("default")).state, "unlocked");
+  });
 });
