@@ -175,6 +175,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
         const reader = await coordinator.openRead(ws, opts);
         if (!reader) throw new NotFoundError(`workspace ${JSON.stringify(ws)} has no state`);
         yield { payload: { case: "metadata", value: metadataFromReader(ws, reader) } };
+        // A chunk may be overwritten by the next one: Connect has serialized it by then.
         for await (const chunk of rechunk(reader.stream, STREAM_CHUNK_BYTES)) {
           yield { payload: { case: "chunk", value: chunk } };
         }
