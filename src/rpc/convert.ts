@@ -75,18 +75,6 @@ export function stateMetadata(f: StateFacts): StateMetadata {
   });
 }
 
-/**
- * The stored (possibly compressed) size and write time, where the core reports them. Older core
- * results carry neither; the fields then stay unset rather than guessed.
- */
-function extra(value: object): { storedSize?: number; updatedAt?: string } {
-  const v = value as { storedSize?: unknown; updatedAt?: unknown };
-  return {
-    ...(typeof v.storedSize === "number" ? { storedSize: v.storedSize } : {}),
-    ...(typeof v.updatedAt === "string" ? { updatedAt: v.updatedAt } : {}),
-  };
-}
-
 export function metadataFromPayload(workspace: string, p: StatePayload): StateMetadata {
   return stateMetadata({
     workspace,
@@ -95,7 +83,7 @@ export function metadataFromPayload(workspace: string, p: StatePayload): StateMe
     updatedAt: p.updatedAt,
     size: p.size,
     md5: p.md5,
-    ...extra(p),
+    storedSize: p.storedSize,
   });
 }
 
@@ -106,7 +94,7 @@ export function notModifiedMetadata(workspace: string, p: StateHead): StateMetad
     digest: p.digest,
     version: p.version,
     updatedAt: p.updatedAt,
-    ...extra(p),
+    storedSize: p.storedSize,
   });
 }
 
@@ -129,7 +117,8 @@ export function metadataFromPut(workspace: string, r: PutResult): StateMetadata 
     version: r.version,
     size: r.size,
     md5: r.md5,
-    ...extra(r),
+    storedSize: r.storedSize,
+    updatedAt: r.updatedAt,
   });
 }
 

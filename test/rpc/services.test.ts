@@ -62,17 +62,25 @@ for (const protocol of PROTOCOLS) {
       assert.equal(put1.metadata?.version, 1n);
       assert.equal(put1.metadata?.sizeBytes, BigInt(v1.length));
       assert.deepEqual(Buffer.from(put1.metadata?.md5 ?? []), md5(v1));
+      assert.equal(put1.metadata?.storedSizeBytes, BigInt(v1.length), "stored uncompressed here");
+      assert.ok(put1.metadata?.updateTime, "PutState reports update_time");
 
       const got = await state.getState({ workspace: "default" });
       assert.equal(str(got.state), str(v1));
       assert.equal(got.notModified, false);
       assert.equal(got.metadata?.digest, put1.metadata?.digest);
       assert.ok(got.metadata?.updateTime, "update_time is set");
+      assert.equal(got.metadata?.storedSizeBytes, BigInt(v1.length));
 
       const same = await state.getState({ workspace: "default", ifNoneMatch: put1.metadata?.digest ?? "" });
       assert.equal(same.notModified, true);
       assert.equal(same.state.length, 0);
       assert.equal(same.metadata?.digest, put1.metadata?.digest);
+      assert.equal(
+        same.metadata?.storedSizeBytes,
+        BigInt(v1.length),
+        "not-modified carries the manifest's facts",
+      );
 
       const lock = await state.lock({
         workspace: "default",
