@@ -10,7 +10,7 @@ import { InvalidArgumentError, NotFoundError, ResourceExhaustedError } from "../
 import type { CallContext } from "./call-context.ts";
 import { assertDigest, sha256Digest } from "./digest.ts";
 import { abortableIterate } from "./layout-abortable.ts";
-import { errnoCode, fsyncDir, ioError, tempPath } from "./layout-files.ts";
+import { errnoCode, fsyncDir, ioError, stageDurably, tempPath } from "./layout-files.ts";
 import type { BlobSource } from "./target.ts";
 
 const READ_CHUNK = 256 * 1024;
@@ -76,18 +76,9 @@ export class LayoutBlobStore {
   async writeKnown(digest: string, bytes: Uint8Array): Promise<void> {
     const file = this.path(digest);
     if (await this.refreshIfPresent(file, bytes.byteLength)) return;
-    const tmp = tempPath(this.tmpDir, "blob");
     try {
-      const handle = await open(tmp, "wx", 0o644);
-      try {
-        await handle.writeFile(bytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await this.place(tmp, file);
+      await stageDurably(this.tmpDir, "blob", bytes, (tmp) => this.place(tmp, file));
     } catch (err) {
-      await unlink(tmp).catch(() => undefined);
       throw ioError(err, `writing blob ${digest}`);
     }
   }

@@ -67,9 +67,17 @@ function isUnsupportedDirSync(err: unknown): boolean {
   return code === "EISDIR" || code === "EINVAL" || code === "EPERM" || code === "ENOTSUP";
 }
 
-/** Writes `bytes` to `finalPath` atomically and durably, staging it in `tmpDir`. */
-export async function writeFileDurably(tmpDir: string, finalPath: string, bytes: Uint8Array): Promise<void> {
-  const tmp = tempPath(tmpDir, path.basename(finalPath));
+/**
+ * Writes `bytes` to a new temp file in `tmpDir` (fsynced), then hands its path to `place`, which
+ * moves it into position. The temp file is removed if anything fails.
+ */
+export async function stageDurably(
+  tmpDir: string,
+  name: string,
+  bytes: Uint8Array,
+  place: (tmp: string) => Promise<void>,
+): Promise<void> {
+  const tmp = tempPath(tmpDir, name);
   try {
     const handle = await open(tmp, "wx", 0o644);
     try {
@@ -78,11 +86,16 @@ export async function writeFileDurably(tmpDir: string, finalPath: string, bytes:
     } finally {
       await handle.close();
     }
-    await rename(tmp, finalPath);
+    await place(tmp);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
+}
+
+/** Writes `bytes` to `finalPath` atomically and durably, staging it in `tmpDir`. */
+export async function writeFileDurably(tmpDir: string, finalPath: string, bytes: Uint8Array): Promise<void> {
+  await stageDurably(tmpDir, path.basename(finalPath), bytes, (tmp) => rename(tmp, finalPath));
   await fsyncDir(path.dirname(finalPath));
 }
 
