@@ -31,18 +31,21 @@ command -v docker-registry >/dev/null || { echo "test-clients: docker-registry i
 bash scripts/install-client-tools.sh
 export PATH="$ROOT/.tools/bin:$ROOT/.tools/venv/bin:$ROOT/node_modules/.bin:$PATH"
 
+# The Go client module, and the benchmark's Go watcher (bench/watch-go), which builds on it.
 test_go() {
-  cd "$ROOT/clients/go"
   go version
-  local unformatted
-  unformatted="$(gofmt -l .)"
-  if [[ -n "$unformatted" ]]; then
-    echo "gofmt would change these files (run gofmt -w):" >&2
-    echo "$unformatted" >&2
-    return 1
-  fi
-  go vet ./...
-  go test -count=1 ./...
+  local dir unformatted
+  for dir in clients/go bench/watch-go; do
+    cd "$ROOT/$dir"
+    unformatted="$(gofmt -l .)"
+    if [[ -n "$unformatted" ]]; then
+      echo "gofmt would change these files in $dir (run gofmt -w):" >&2
+      echo "$unformatted" >&2
+      return 1
+    fi
+    go vet ./...
+    go test -count=1 ./...
+  done
 }
 
 test_python() {

@@ -28,6 +28,7 @@ import type {
   LockOptions,
   LockResult,
   LockState,
+  LockWatch,
   UnlockOptions,
   WorkspaceSummary,
   WriteOptions,
@@ -237,7 +238,7 @@ class ServiceCoordinator implements Coordinator {
     return this.#tracker.get(ws) ?? known;
   }
 
-  watchLock(ws: string | undefined, signal: AbortSignal): AsyncIterable<LockEvent> {
+  watchLock(ws: string | undefined, signal?: AbortSignal): LockWatch {
     if (ws !== undefined) validateWorkspaceName(ws);
     const release: (() => void)[] = [];
     const stream = new WatchStream(ws, this.#bufferSize, (s) => {
@@ -245,15 +246,17 @@ class ServiceCoordinator implements Coordinator {
       if (this.#streams.delete(s)) this.#metrics.activeWatchers.add(-1);
       for (const r of release) r();
     });
-    if (this.#closing || signal.aborted) {
+    if (this.#closing || signal?.aborted) {
       stream.end();
       return stream;
     }
     this.#streams.add(stream);
     this.#metrics.activeWatchers.add(1);
-    const onAbort = () => stream.end();
-    signal.addEventListener("abort", onAbort, { once: true });
-    release.push(() => signal.removeEventListener("abort", onAbort));
+    if (signal) {
+      const onAbort = () => stream.end();
+      signal.addEventListener("abort", onAbort, { once: true });
+      release.push(() => signal.removeEventListener("abort", onAbort));
+    }
     const lease = this.#pollers.acquire(ws);
     release.push(lease.release);
     lease.ready.then(

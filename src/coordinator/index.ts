@@ -17,6 +17,7 @@ export type {
   LockOptions,
   LockResult,
   LockState,
+  LockWatch,
   UnlockOptions,
   WorkspaceSummary,
   WriteOptions,

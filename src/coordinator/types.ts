@@ -101,6 +101,26 @@ export interface CoordinatorStats {
   queuedOperations: number;
 }
 
+/**
+ * One watch's events, read either as an async iterator or, by a consumer serving many watches at
+ * once, without a promise per event: `take()` until it returns undefined, then `wait()`.
+ */
+export interface LockWatch extends AsyncIterableIterator<LockEvent> {
+  /** The next queued event, or undefined when none is queued. */
+  take(): LockEvent | undefined;
+  /**
+   * Calls `ready` once, when an event is queued or the watch ends: synchronously from inside the
+   * change that caused it, so `ready` must not throw or block. At once when either is the case already.
+   */
+  wait(ready: () => void): void;
+  /** True once the watch has ended (after its queue is drained, `take()` returns undefined for good). */
+  readonly ended: boolean;
+  /** Why the watch ended, when it failed (the initial status could not be read); else undefined. */
+  readonly failure: unknown;
+  /** Ends the watch and frees what it holds. */
+  close(): void;
+}
+
 export interface Coordinator {
   getState(workspace: string, opts?: CallOptions): Promise<StatePayload | null>;
   /** The state's manifest facts without its content (null when there is no state). */
@@ -132,12 +152,12 @@ export interface Coordinator {
    * Lock changes for one workspace, or every workspace when `workspace` is undefined. Starts with
    * the current status (one snapshot for a single workspace; one per locked workspace for all),
    * then snapshot_complete, then one event per change. Ends (the iterator finishes) when `signal`
-   * aborts, the consumer stops iterating, or the coordinator closes. Slow consumers get coalesced
-   * updates. A bad workspace name throws InvalidArgumentError at once; the first `next()` rejects
-   * when the initial status cannot be read. A stream that finishes while its own signal has not
-   * aborted was ended by close() (the service is shutting down).
+   * aborts, the consumer stops iterating or closes the watch, or the coordinator closes. Slow
+   * consumers get coalesced updates. A bad workspace name throws InvalidArgumentError at once; the
+   * first `next()` rejects (and `failure` is set) when the initial status cannot be read. A watch
+   * that ends without its consumer ending it was ended by close() (the service is shutting down).
    */
-  watchLock(workspace: string | undefined, signal: AbortSignal): AsyncIterable<LockEvent>;
+  watchLock(workspace: string | undefined, signal?: AbortSignal): LockWatch;
 
   listVersions(workspace: string, opts?: CallOptions): Promise<VersionInfo[]>;
   getVersion(workspace: string, version: number, opts?: CallOptions): Promise<StatePayload>;

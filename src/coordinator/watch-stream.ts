@@ -1,4 +1,4 @@
-import type { LockEvent } from "./types.ts";
+import type { LockEvent, LockWatch } from "./types.ts";
 
 type WorkspaceEvent = Extract<LockEvent, { workspace: string }>;
 
@@ -11,16 +11,21 @@ type WorkspaceEvent = Extract<LockEvent, { workspace: string }>;
  * workspace, and the last event of a workspace always describes its latest known status. A change
  * for a workspace of which only the snapshot is queued updates that snapshot in place, so a stream
  * always opens with its snapshots.
+ *
+ * Read either with `next()` or with `take()` and `wait()` (see LockWatch), not both.
  */
-export class WatchStream implements AsyncIterableIterator<LockEvent> {
+export class WatchStream implements LockWatch {
   readonly workspace: string | undefined;
   readonly #capacity: number;
   readonly #onClose: (stream: WatchStream) => void;
   #queue: LockEvent[] = [];
   #head = 0;
   #waiter: { resolve: (r: IteratorResult<LockEvent>) => void; reject: (err: unknown) => void } | null = null;
+  #ready: (() => void) | null = null;
   #ended = false;
+  /** The error `next()` has yet to report. */
   #failure: unknown = null;
+  #failedWith: unknown;
   #coalesced = 0;
 
   constructor(workspace: string | undefined, capacity: number, onClose: (stream: WatchStream) => void) {
@@ -31,6 +36,10 @@ export class WatchStream implements AsyncIterableIterator<LockEvent> {
 
   get ended(): boolean {
     return this.#ended;
+  }
+
+  get failure(): unknown {
+    return this.#failedWith;
   }
 
   /** Events not yet taken by the consumer. */
@@ -51,11 +60,36 @@ export class WatchStream implements AsyncIterableIterator<LockEvent> {
       w.resolve({ value: event, done: false });
       return;
     }
-    if (this.pending >= this.#capacity && event.kind !== "snapshot_complete") {
-      this.#coalesce(event);
-      return;
+    if (this.pending >= this.#capacity && event.kind !== "snapshot_complete") this.#coalesce(event);
+    else this.#queue.push(event);
+    this.#signalReady();
+  }
+
+  take(): LockEvent | undefined {
+    if (this.#head >= this.#queue.length) return undefined;
+    const value = this.#queue[this.#head] as LockEvent;
+    this.#head++;
+    // Compact now and then so a long-lived stream does not keep delivered events.
+    if (this.#head >= 64 && this.#head * 2 >= this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
     }
-    this.#queue.push(event);
+    return value;
+  }
+
+  wait(ready: () => void): void {
+    if (this.#ended || this.pending > 0) ready();
+    else this.#ready = ready;
+  }
+
+  close(): void {
+    this.end();
+  }
+
+  #signalReady(): void {
+    const ready = this.#ready;
+    this.#ready = null;
+    ready?.();
   }
 
   /**
@@ -100,11 +134,13 @@ export class WatchStream implements AsyncIterableIterator<LockEvent> {
     const w = this.#waiter;
     this.#waiter = null;
     w?.resolve({ value: undefined, done: true });
+    this.#signalReady();
   }
 
   /** Ends the stream with an error: the waiting (or next) `next()` rejects with it, later ones report done. */
   fail(err: unknown): void {
     if (this.#ended) return;
+    this.#failedWith = err;
     const w = this.#waiter;
     this.#waiter = null;
     this.end();
@@ -113,16 +149,8 @@ export class WatchStream implements AsyncIterableIterator<LockEvent> {
   }
 
   next(): Promise<IteratorResult<LockEvent>> {
-    if (this.#head < this.#queue.length) {
-      const value = this.#queue[this.#head] as LockEvent;
-      this.#head++;
-      // Compact now and then so a long-lived stream does not keep delivered events.
-      if (this.#head >= 64 && this.#head * 2 >= this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#head);
-        this.#head = 0;
-      }
-      return Promise.resolve({ value, done: false });
-    }
+    const value = this.take();
+    if (value !== undefined) return Promise.resolve({ value, done: false });
     if (this.#failure !== null) {
       const err = this.#failure;
       this.#failure = null;

@@ -6,9 +6,14 @@
  * TLS, ALPN makes the choice (h2, else http/1.1).
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import http2, { type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
-import net from "node:net";
-import type { TLSSocket } from "node:tls";
+import http2, {
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
+import net, { type Socket } from "node:net";
+import tls, { type TLSSocket } from "node:tls";
 import { type ConnectionTracker, markHttp2 } from "./connections.ts";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -17,6 +22,11 @@ export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
 
 export interface ListenerOptions {
   handler: NodeHandler;
+  /**
+   * Offered every HTTP/2 stream first, before it becomes a request/response pair for `handler`;
+   * returns true when it has taken the stream.
+   */
+  onStream?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
   tracker: ConnectionTracker;
   tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
   /** Called for connection-level errors worth a debug line (resets, bad prefaces). */
@@ -34,27 +44,64 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 const MAX_SESSION_MEMORY_MB = 64;
 
 export interface Listener {
-  readonly server: net.Server;
+  readonly server: net.Server | tls.Server;
   /** Stops accepting; `done` runs once every connection has closed. */
   close(done: () => void): void;
 }
 
 export function createListener(opts: ListenerOptions): Listener {
-  return opts.tls ? tlsListener(opts, opts.tls) : cleartextListener(opts);
-}
-
-function cleartextListener(opts: ListenerOptions): Listener {
-  const { tracker } = opts;
   const h1 = http.createServer(
     { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS },
     opts.handler,
   );
-  const h2 = http2.createServer({ maxSessionMemory: MAX_SESSION_MEMORY_MB }, opts.handler);
-  h2.on("session", (session) => tracker.addSession(session));
-  for (const s of [h1, h2]) s.on("clientError", (err: Error) => opts.onClientError?.(err));
-  h2.on("sessionError", (err: Error) => opts.onClientError?.(err));
+  const h2 = http2Server(opts);
+  const serve = (socket: Socket, http2: boolean) => {
+    if (http2) {
+      markHttp2(socket);
+      h2.emit("connection", socket);
+    } else {
+      h1.emit("connection", socket);
+    }
+  };
+  const server = opts.tls ? tlsFront(opts, opts.tls, serve) : cleartextFront(opts, serve);
+  h1.on("clientError", (err: Error) => opts.onClientError?.(err));
+  // The HTTP/1.1 server never listens itself; this starts its header and keep-alive timers.
+  server.once("listening", () => h1.emit("listening"));
+  return {
+    server,
+    close(done) {
+      server.close(() => done());
+      h1.close(() => {});
+    },
+  };
+}
 
-  const server = net.createServer({ noDelay: true }, (socket) => {
+/** HTTP/2 sessions, whose streams go to `onStream` first, else to `handler` as request and response. */
+function http2Server(o: ListenerOptions): http2.Http2Server {
+  // No "request" listener on this one: that would make Node wrap every stream in a request and
+  // response object, which the streams `onStream` takes do not need (thousands of watch streams).
+  const raw = http2.createServer({ maxSessionMemory: MAX_SESSION_MEMORY_MB });
+  // Node builds those objects for the streams of a server that has a "request" listener: the
+  // remaining streams are handed to this one, which never listens itself.
+  const compat = http2.createServer({}, o.handler);
+  raw.on("stream", (stream, headers, flags, rawHeaders) => {
+    if (o.onStream?.(stream, headers)) return;
+    compat.emit("stream", stream, headers, flags, rawHeaders);
+  });
+  raw.on("session", (session) => o.tracker.addSession(session));
+  raw.on("sessionError", (err: Error) => o.onClientError?.(err));
+  return raw;
+}
+
+type Serve = (socket: Socket, http2: boolean) => void;
+
+/**
+ * Cleartext: Node's HTTP/2 server cannot fall back to HTTP/1.1 without TLS, so the first bytes of
+ * each connection decide: the HTTP/2 connection preface, else HTTP/1.1.
+ */
+function cleartextFront(opts: ListenerOptions, serve: Serve): net.Server {
+  const { tracker } = opts;
+  return net.createServer({ noDelay: true }, (socket) => {
     tracker.addSocket(socket);
     if (socket.destroyed) return;
     socket.on("error", (err) => opts.onClientError?.(err));
@@ -78,48 +125,31 @@ function cleartextListener(opts: ListenerOptions): Listener {
       socket.removeListener("timeout", onSilent);
       // Put the bytes back: both servers read what is buffered on the socket before anything new.
       socket.unshift(head);
-      if (looksHttp2) {
-        markHttp2(socket);
-        h2.emit("connection", socket);
-      } else {
-        h1.emit("connection", socket);
-      }
+      serve(socket, looksHttp2);
     };
     socket.on("readable", onReadable);
   });
-  // The HTTP/1.1 server never listens itself; this starts its header and keep-alive timers.
-  server.once("listening", () => h1.emit("listening"));
-  return {
-    server,
-    close(done) {
-      server.close(() => done());
-      h1.close(() => {});
-    },
-  };
 }
 
-function tlsListener(opts: ListenerOptions, tls: { cert: string | Buffer; key: string | Buffer }): Listener {
-  const { tracker } = opts;
-  const server = http2.createSecureServer(
-    {
-      cert: tls.cert,
-      key: tls.key,
-      allowHTTP1: true,
-      ALPNProtocols: ["h2", "http/1.1"],
-      minVersion: "TLSv1.2",
-      handshakeTimeout: FIRST_BYTES_TIMEOUT_MS,
-      maxSessionMemory: MAX_SESSION_MEMORY_MB,
-    },
-    opts.handler,
-  );
-  server.on("secureConnection", (socket: TLSSocket) => tracker.addSocket(socket));
-  server.on("session", (session) => tracker.addSession(session));
+/** TLS: ALPN decides, h2 else HTTP/1.1 (also for clients that offer no ALPN). */
+function tlsFront(
+  opts: ListenerOptions,
+  tlsOpts: { cert: string | Buffer; key: string | Buffer },
+  serve: Serve,
+): tls.Server {
+  const server = tls.createServer({
+    cert: tlsOpts.cert,
+    key: tlsOpts.key,
+    ALPNProtocols: ["h2", "http/1.1"],
+    minVersion: "TLSv1.2",
+    handshakeTimeout: FIRST_BYTES_TIMEOUT_MS,
+  });
+  server.on("secureConnection", (socket: TLSSocket) => {
+    opts.tracker.addSocket(socket);
+    if (socket.destroyed) return;
+    socket.on("error", (err) => opts.onClientError?.(err));
+    serve(socket, socket.alpnProtocol === "h2");
+  });
   server.on("tlsClientError", (err: Error) => opts.onClientError?.(err));
-  server.on("sessionError", (err: Error) => opts.onClientError?.(err));
-  return {
-    server,
-    close(done) {
-      server.close(() => done());
-    },
-  };
+  return server;
 }

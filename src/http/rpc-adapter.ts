@@ -1,13 +1,11 @@
 /**
  * The Node request handler for the RPC services, in place of connect-node's connectNodeAdapter
- * (same routing and request/response conversion), for two reasons:
- *
- * - Cutting every running call off at the end of the shutdown grace period. connectNodeAdapter's
- *   way is one `shutdownSignal` shared by all calls, on which each call adds and later removes a
- *   listener; an AbortSignal's listeners are a list searched on every add and remove, so with
- *   thousands of long-lived WatchLock streams, opening one cost time in proportion to those open.
- *   Here each call has its own signal, and the calls in progress are a set the cut-off walks once.
- * - Giving handlers the response body below Connect's pipeline (see rpc/raw-response.ts).
+ * (same routing and request/response conversion), to cut every running call off at the end of the
+ * shutdown grace period. connectNodeAdapter's way is one `shutdownSignal` shared by all calls, on
+ * which each call adds and later removes a listener; an AbortSignal's listeners are a list searched
+ * on every add and remove, so with thousands of long-lived streams, opening one cost time in
+ * proportion to those open. Here each call has its own signal, and the calls in progress are a set
+ * the cut-off walks once.
  */
 import {
   Code,
@@ -20,15 +18,11 @@ import {
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "../log.ts";
-import { type RawResponse, rawResponseKey } from "../rpc/raw-response.ts";
 import type { NodeRequest, NodeResponse } from "./listener.ts";
 
 export interface RpcAdapterOptions extends Omit<ConnectRouterOptions, "shutdownSignal"> {
   routes: (router: ConnectRouter) => void;
   contextValues: (req: NodeRequest) => ContextValues;
-  /** Required: they bound what WatchLock writes past Connect (see RawResponse). */
-  compressMinBytes: number;
-  writeMaxBytes: number;
   logger: Logger;
 }
 
@@ -41,7 +35,6 @@ export interface RpcAdapter {
 
 export function createRpcAdapter(opts: RpcAdapterOptions): RpcAdapter {
   const { routes, contextValues, logger, ...routerOptions } = opts;
-  const maxRawPayloadBytes = Math.min(routerOptions.compressMinBytes - 1, routerOptions.writeMaxBytes);
   const router = createConnectRouter(routerOptions);
   routes(router);
   const handlers = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
@@ -82,8 +75,7 @@ export function createRpcAdapter(opts: RpcAdapterOptions): RpcAdapter {
         return;
       }
       // Throws (before anything is answered) on a request without an authority.
-      const values = contextValues(req).set(rawResponseKey, new NodeRawResponse(res, maxRawPayloadBytes));
-      const nodeReq = universalRequestFromNodeRequest(req, res, undefined, values);
+      const nodeReq = universalRequestFromNodeRequest(req, res, undefined, contextValues(req));
       void serve(handler, nodeReq, res);
     },
     cutOff(reason) {
@@ -91,40 +83,6 @@ export function createRpcAdapter(opts: RpcAdapterOptions): RpcAdapter {
       for (const call of running) call.abort(reason);
     },
   };
-}
-
-class NodeRawResponse implements RawResponse {
-  readonly maxPayloadBytes: number;
-  readonly #res: NodeResponse;
-  #full = false;
-
-  constructor(res: NodeResponse, maxPayloadBytes: number) {
-    this.#res = res;
-    this.maxPayloadBytes = maxPayloadBytes;
-  }
-
-  write(bytes: Uint8Array): boolean {
-    const res = this.#res;
-    // Gone: the call's signal ends the stream that writes.
-    if (res.destroyed || res.writableEnded) return true;
-    this.#full = !(res as { write(chunk: Uint8Array): boolean }).write(bytes);
-    return !this.#full;
-  }
-
-  drained(): Promise<void> {
-    const res = this.#res;
-    if (!this.#full || res.destroyed || res.writableEnded) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.#full = false;
-        res.off("drain", done);
-        res.off("close", done);
-        resolve();
-      };
-      res.on("drain", done);
-      res.on("close", done);
-    });
-  }
 }
 
 function pathOf(url: string | undefined): string {

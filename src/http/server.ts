@@ -14,13 +14,14 @@ import { errorInterceptor, toConnectError } from "../rpc/errors.ts";
 import { type Principal, principalKey } from "../rpc/principal.ts";
 import { Readiness } from "../rpc/readiness.ts";
 import { PUBLIC_SERVICES, rpcRoutes } from "../rpc/routes.ts";
-import { telemetryInterceptor } from "../rpc/telemetry-interceptor.ts";
+import { rpcTelemetry, telemetryInterceptor } from "../rpc/telemetry-interceptor.ts";
 import { type Authenticator, type AuthRequest, allowAll } from "./auth.ts";
 import { COMPRESS_MIN_BYTES, SERVER_COMPRESSIONS } from "./compression.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { createListener, type NodeHandler, type NodeRequest, type NodeResponse } from "./listener.ts";
 import { PROBE_PATHS, serveProbe } from "./probes.ts";
 import { createRpcAdapter } from "./rpc-adapter.ts";
+import { WATCH_LOCK_PATH, WatchEndpoint } from "./watch-endpoint.ts";
 
 export type { Principal } from "../rpc/principal.ts";
 export type { Authenticator, AuthRequest } from "./auth.ts";
@@ -109,6 +110,7 @@ export function createServer(opts: ServerOptions): TfstateServer {
     ...(opts.readinessCacheMs !== undefined ? { cacheMs: opts.readinessCacheMs } : {}),
   });
 
+  const telemetry = rpcTelemetry();
   const rpc = createRpcAdapter({
     routes: rpcRoutes({
       coordinator: opts.coordinator,
@@ -119,7 +121,7 @@ export function createServer(opts: ServerOptions): TfstateServer {
       readiness,
       healthWatchIntervalMs: opts.healthWatchIntervalMs,
     }),
-    interceptors: [telemetryInterceptor(), errorInterceptor(logger)],
+    interceptors: [telemetryInterceptor(telemetry), errorInterceptor(logger)],
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
     acceptCompression: [...SERVER_COMPRESSIONS],
@@ -193,8 +195,17 @@ export function createServer(opts: ServerOptions): TfstateServer {
   const handler: NodeHandler = (req, res) => {
     void dispatch(req, res);
   };
+  const watch = new WatchEndpoint({
+    deps: { coordinator: opts.coordinator, drainSignal: drain.signal },
+    authenticate: (headers, remoteAddress) =>
+      authenticate({ method: "POST", path: WATCH_LOCK_PATH, headers, remoteAddress, secure, kind: "rpc" }),
+    telemetry,
+    logger,
+    maxMessageBytes,
+  });
   const listener = createListener({
     handler,
+    onStream: (stream, headers) => watch.serve(stream, headers),
     tracker,
     tls: opts.tls,
     onClientError: (err) => logger.debug("client connection error", { error: err }),

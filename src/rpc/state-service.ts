@@ -3,18 +3,16 @@
  * into its response. Errors are left to errorInterceptor.
  */
 import { createHash } from "node:crypto";
-import { create, type MessageInitShape, toBinary, toJsonString } from "@bufbuild/protobuf";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { LockEvent } from "../coordinator/types.ts";
-import { InvalidArgumentError, NotFoundError, UnavailableError } from "../errors.ts";
-import {
-  type DownloadStateResponseSchema,
-  LockEventKind,
-  type StateService,
-  type UploadStateRequest,
-  type WatchLockResponse,
-  WatchLockResponseSchema,
+import { InvalidArgumentError, NotFoundError } from "../errors.ts";
+import type {
+  DownloadStateResponseSchema,
+  StateService,
+  UploadStateRequest,
+  WatchLockResponse,
 } from "../gen/tfstate/v1/state_service_pb.ts";
 import { callOptions } from "./call-options.ts";
 import {
@@ -28,10 +26,10 @@ import {
 } from "./convert.ts";
 import { type RpcDeps, versionArg, workspaceArg } from "./deps.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
-import { dataFrame, type FrameCodec, frameCodec, type RawResponse, rawResponseKey } from "./raw-response.ts";
 import { rechunk, slices } from "./rechunk.ts";
 import { checkUnaryState, STREAM_CHUNK_BYTES, StateSizeError, unaryStateLimit } from "./size-limits.ts";
 import { UploadBody } from "./upload-body.ts";
+import { openWatch, watchMessage, watchShutDown } from "./watch-lock.ts";
 
 type DownloadMessage = MessageInitShape<typeof DownloadStateResponseSchema>;
 
@@ -118,16 +116,9 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     },
 
     watchLock(req, ctx) {
-      const ws = req.workspace === "" ? undefined : workspaceArg(req.workspace);
-      if (deps.drainSignal.aborted) throw shuttingDown();
       const signal = AbortSignal.any([ctx.signal, deps.drainSignal]);
-      return watchResponses(coordinator.watchLock(ws, signal), {
-        requested: req.workspace,
-        callSignal: ctx.signal,
-        drainSignal: deps.drainSignal,
-        raw: ctx.values.get(rawResponseKey),
-        codec: frameCodec(ctx.requestHeader.get("content-type")),
-      });
+      const events = openWatch(deps, req.workspace, signal);
+      return watchResponses(events, req.workspace, ctx.signal, deps.drainSignal);
     },
 
     async listVersions(req, ctx) {
@@ -245,159 +236,25 @@ function checksum(size: number, md5: Uint8Array): DownloadMessage {
   return { payload: { case: "checksum", value: { sizeBytes: BigInt(size), md5 } } };
 }
 
-const EVENT_KINDS = {
-  snapshot: LockEventKind.SNAPSHOT,
-  locked: LockEventKind.LOCKED,
-  unlocked: LockEventKind.UNLOCKED,
-} as const;
-
-interface WatchResponsesOptions {
-  /** The workspace the caller asked for ("" for all). */
-  requested: string;
-  callSignal: AbortSignal;
-  drainSignal: AbortSignal;
-  /** Where frames can be written past Connect's pipeline; without it every message goes through it. */
-  raw: RawResponse | undefined;
-  codec: FrameCodec;
-}
-
 /**
- * A WatchLock stream's responses. The first message goes through Connect, which sends the headers
- * with it; from then on, while Connect waits for the next message, events are written as
- * pre-encoded frames (see raw-response.ts), and the next message handed to Connect is the stream's
- * end, or an event too large to send uncompressed. A stream ended by the shutdown drain fails with
- * UNAVAILABLE so the client reconnects elsewhere; one the client cancelled just ends (its side has
- * ended already). A plain iterator rather than an async generator: a generator stage costs promise
- * hops per message and memory per stream, for every watcher at once.
+ * A WatchLock stream's responses, for the calls the HTTP/2 stream endpoint leaves to Connect
+ * (HTTP/1.1, compressed requests, deadlines). A stream ended by the shutdown drain fails with
+ * UNAVAILABLE so the client reconnects elsewhere; one the client cancelled just ends.
  */
-function watchResponses(
-  events: AsyncIterable<LockEvent>,
-  opts: WatchResponsesOptions,
-): AsyncIterable<WatchLockResponse> {
-  const { requested, callSignal, drainSignal, raw, codec } = opts;
-  return {
-    [Symbol.asyncIterator]() {
-      const source = events[Symbol.asyncIterator]();
-      let finished = false;
-      let opened = false;
-      const done = (): IteratorResult<WatchLockResponse> => ({ done: true, value: undefined });
-      const ended = (): IteratorResult<WatchLockResponse> => {
-        finished = true;
-        if (callSignal.aborted) return done();
-        throw shuttingDown();
-      };
-      const failed = (err: unknown): IteratorResult<WatchLockResponse> => {
-        if (!drainSignal.aborted || callSignal.aborted) {
-          finished = true;
-          throw err;
-        }
-        return ended();
-      };
-      const viaConnect = () =>
-        source.next().then((r): IteratorResult<WatchLockResponse> => {
-          if (r.done) return ended();
-          opened = true;
-          return { done: false, value: watchMessage(r.value, requested) };
-        }, failed);
-      const direct = async (out: RawResponse): Promise<IteratorResult<WatchLockResponse>> => {
-        for (;;) {
-          let r: IteratorResult<LockEvent>;
-          try {
-            r = await source.next();
-          } catch (err) {
-            return failed(err);
-          }
-          if (r.done) return ended();
-          const frame = watchFrame(r.value, requested, codec, out.maxPayloadBytes);
-          if (frame === undefined) return { done: false, value: watchMessage(r.value, requested) };
-          if (!out.write(frame)) await out.drained();
-        }
-      };
-      return {
-        next() {
-          if (finished) return Promise.resolve(done());
-          return raw !== undefined && opened ? direct(raw) : viaConnect();
-        },
-        async return() {
-          finished = true;
-          await source.return?.();
-          return done();
-        },
-      };
-    },
-  };
-}
-
-/** Frames per event and codec, shared like the messages below. */
-const watchFrames = new WeakMap<LockEvent, Partial<Record<FrameCodec, Buffer | null>>>();
-
-/**
- * The event's data frame, or undefined when it must go through Connect: a larger message (a lock
- * with a long info) is compressed by Connect as the stream negotiated, and checked against the
- * write limit.
- */
-function watchFrame(
-  event: LockEvent,
+async function* watchResponses(
+  events: AsyncIterator<LockEvent>,
   requested: string,
-  codec: FrameCodec,
-  maxPayloadBytes: number,
-): Buffer | undefined {
-  const encode = () => encodeFrame(watchMessage(event, requested), codec, maxPayloadBytes);
-  if (event.kind === "snapshot_complete") return encode();
-  let frames = watchFrames.get(event);
-  if (frames === undefined) {
-    frames = {};
-    watchFrames.set(event, frames);
+  callSignal: AbortSignal,
+  drainSignal: AbortSignal,
+): AsyncGenerator<WatchLockResponse> {
+  try {
+    for (let r = await events.next(); !r.done; r = await events.next()) {
+      yield watchMessage(r.value, requested);
+    }
+  } catch (err) {
+    if (callSignal.aborted || !drainSignal.aborted) throw err;
+  } finally {
+    await events.return?.();
   }
-  let frame = frames[codec];
-  if (frame === undefined) {
-    frame = encode() ?? null;
-    frames[codec] = frame;
-  }
-  return frame ?? undefined;
-}
-
-function encodeFrame(
-  message: WatchLockResponse,
-  codec: FrameCodec,
-  maxPayloadBytes: number,
-): Buffer | undefined {
-  const payload =
-    codec === "proto"
-      ? toBinary(WatchLockResponseSchema, message)
-      : Buffer.from(toJsonString(WatchLockResponseSchema, message));
-  return payload.byteLength > maxPayloadBytes ? undefined : dataFrame(payload);
-}
-
-/**
- * The hub hands the same event object to every stream it reaches, so each event's response is built
- * once and shared (it is only read from then on): with thousands of watchers, building it per
- * stream was a large part of the cost of a fan-out.
- */
-const watchMessages = new WeakMap<LockEvent, WatchLockResponse>();
-
-function watchMessage(event: LockEvent, requested: string): WatchLockResponse {
-  if (event.kind === "snapshot_complete") {
-    return create(WatchLockResponseSchema, {
-      workspace: requested,
-      kind: LockEventKind.SNAPSHOT_COMPLETE,
-      observeTime: timestampFromMs(event.observedAt),
-    });
-  }
-  let message = watchMessages.get(event);
-  if (message === undefined) {
-    message = create(WatchLockResponseSchema, {
-      workspace: event.workspace,
-      kind: EVENT_KINDS[event.kind],
-      generation: BigInt(event.generation),
-      observeTime: timestampFromMs(event.observedAt),
-      ...(event.info ? { lock: lockInfoToProto(event.info) } : {}),
-    });
-    watchMessages.set(event, message);
-  }
-  return message;
-}
-
-function shuttingDown(): UnavailableError {
-  return new UnavailableError("the server is shutting down; reconnect to keep watching");
+  if (!callSignal.aborted) throw watchShutDown();
 }

@@ -39,7 +39,20 @@ function rpcSystem(contentType: string | null): "grpc" | "connect_rpc" {
   return contentType?.startsWith("application/grpc") ? "grpc" : "connect_rpc";
 }
 
-export function telemetryInterceptor(): Interceptor {
+/** One RPC's span and clock. */
+export interface RpcCall {
+  /** The trace context with the call's span, for the work done on its behalf. */
+  readonly context: Context;
+  /** Ends the span and records the duration, with the call's error (undefined: success); once. */
+  finish(err: unknown): void;
+}
+
+/** Starts calls' spans and records their durations; one per server, shared by every way in. */
+export interface RpcTelemetry {
+  start(service: string, method: string, requestHeader: Headers): RpcCall;
+}
+
+export function rpcTelemetry(): RpcTelemetry {
   const tracer = trace.getTracer(INSTRUMENTATION);
   const duration = metrics.getMeter(INSTRUMENTATION).createHistogram("rpc.server.call.duration", {
     description: "Duration of RPCs handled by the server, streams included (until their last message)",
@@ -49,47 +62,49 @@ export function telemetryInterceptor(): Interceptor {
     },
   });
 
-  return (next) => async (req) => {
-    const system = rpcSystem(req.header.get("content-type"));
-    const attributes = {
-      "rpc.system": system,
-      "rpc.service": req.service.typeName,
-      "rpc.method": req.method.name,
-    };
-    const parent = propagation.extract(context.active(), req.header, headerGetter);
-    const span = tracer.startSpan(
-      `${req.service.typeName}/${req.method.name}`,
-      { kind: SpanKind.SERVER, attributes },
-      parent,
-    );
-    const active = trace.setSpan(parent, span);
-    const started = performance.now();
-    let finished = false;
-    const finish = (err: unknown) => {
-      if (finished) return;
-      finished = true;
-      const code = err === undefined ? undefined : ConnectError.from(err).code;
-      const status =
-        system === "grpc"
-          ? { "rpc.grpc.status_code": code ?? 0 }
-          : code === undefined
-            ? {}
-            : { "rpc.connect_rpc.error_code": Code[code] ?? String(code) };
-      span.setAttributes(status);
-      if (code !== undefined && SERVER_ERRORS.has(code)) {
-        span.setStatus({ code: SpanStatusCode.ERROR, message: ConnectError.from(err).rawMessage });
-      }
-      span.end();
-      duration.record((performance.now() - started) / 1000, { ...attributes, ...status });
-    };
+  return {
+    start(service, method, requestHeader) {
+      const system = rpcSystem(requestHeader.get("content-type"));
+      const attributes = { "rpc.system": system, "rpc.service": service, "rpc.method": method };
+      const parent = propagation.extract(context.active(), requestHeader, headerGetter);
+      const span = tracer.startSpan(`${service}/${method}`, { kind: SpanKind.SERVER, attributes }, parent);
+      const started = performance.now();
+      let finished = false;
+      return {
+        context: trace.setSpan(parent, span),
+        finish(err) {
+          if (finished) return;
+          finished = true;
+          const code = err === undefined ? undefined : ConnectError.from(err).code;
+          const status =
+            system === "grpc"
+              ? { "rpc.grpc.status_code": code ?? 0 }
+              : code === undefined
+                ? {}
+                : { "rpc.connect_rpc.error_code": Code[code] ?? String(code) };
+          span.setAttributes(status);
+          if (code !== undefined && SERVER_ERRORS.has(code)) {
+            span.setStatus({ code: SpanStatusCode.ERROR, message: ConnectError.from(err).rawMessage });
+          }
+          span.end();
+          duration.record((performance.now() - started) / 1000, { ...attributes, ...status });
+        },
+      };
+    },
+  };
+}
 
+export function telemetryInterceptor(telemetry: RpcTelemetry): Interceptor {
+  return (next) => async (req) => {
+    const call = telemetry.start(req.service.typeName, req.method.name, req.header);
+    const finish = (err: unknown) => call.finish(err);
     try {
-      const res = await context.with(active, () => next(req));
+      const res = await context.with(call.context, () => next(req));
       if (!res.stream) {
         finish(undefined);
         return res;
       }
-      return { ...res, message: traced(res.message, active, finish) };
+      return { ...res, message: traced(res.message, call.context, finish) };
     } catch (err) {
       finish(err);
       throw err;

@@ -209,8 +209,47 @@ describe("WatchLock", () => {
       assert.equal((await it.next()).done, true);
       assert.equal(coord.stats().watchers, 0);
       assert.equal(coord.stats().pollers, 0);
+
+      // Read without promises, the same failure is the watch's `failure` once it has ended.
+      const feed = coord.watchLock("default");
+      await new Promise<void>((resolve) => feed.wait(resolve));
+      assert.equal(feed.take(), undefined);
+      assert.equal(feed.ended, true);
+      assert.equal((feed.failure as { code?: string }).code, "unavailable");
     } finally {
       fx.proxy.clearFaults();
     }
+  });
+
+  test("read with take() and wait(), a change is handed over synchronously, inside the change itself", async () => {
+    const { coord } = fx.coordinator({ watchPollIntervalMs: 60_000 });
+    const watch = coord.watchLock("default");
+    const taken: string[] = [];
+    const drain = () => {
+      for (let e = watch.take(); e !== undefined; e = watch.take()) taken.push(summary(e));
+    };
+    await new Promise<void>((resolve) => watch.wait(resolve));
+    drain();
+    assert.deepEqual(taken, ["snapshot default g0", "snapshot_complete"]);
+
+    let lockResolved = false;
+    let calledWith: { taken: string[]; lockResolved: boolean } | undefined;
+    watch.wait(() => {
+      drain();
+      calledWith = { taken: [...taken], lockResolved };
+    });
+    await coord.lock("default", lockInfo("sync")).then(() => {
+      lockResolved = true;
+    });
+    assert.deepEqual(calledWith?.taken.slice(2), ["locked default sync g1"]);
+    assert.equal(calledWith?.lockResolved, false, "called before lock() resolved, within the change");
+
+    let ended = false;
+    watch.wait(() => {
+      ended = watch.ended;
+    });
+    watch.close();
+    assert.equal(ended, true, "close() wakes the waiting reader, which finds the watch ended");
+    assert.equal(coord.stats().watchers, 0, "and frees it");
   });
 });

@@ -1,0 +1,278 @@
+/**
+ * WatchLock served straight on HTTP/2 streams, below Connect. A watch is a long-lived stream that
+ * carries a few small messages, and thousands of them are open at once: through connect-node each
+ * held a request/response adapter and a chain of async pipeline stages (tens of KB per stream),
+ * and every event ran that chain once per stream. Here a stream holds its HTTP/2 stream, its
+ * subscription and one small object; an event is encoded once and the same frame is written to
+ * every stream.
+ *
+ * It takes the usual requests of all three protocols (see stream-wire.ts) and leaves anything else
+ * (HTTP/1.1, compressed requests, deadlines) to the Connect handler in rpc/state-service.ts, which
+ * shares rpc/watch-lock.ts with it. It passes the same authentication point, telemetry and error
+ * mapping as every RPC.
+ */
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
+import type { ConnectError } from "@connectrpc/connect";
+import { context } from "@opentelemetry/api";
+import type { LockWatch } from "../coordinator/types.ts";
+import { CanceledError, InvalidArgumentError, ResourceExhaustedError } from "../errors.ts";
+import { StateService, WatchLockRequestSchema } from "../gen/tfstate/v1/state_service_pb.ts";
+import type { Logger } from "../log.ts";
+import type { RpcDeps } from "../rpc/deps.ts";
+import { COMPRESSED_FLAG } from "../rpc/envelope.ts";
+import { toConnectError } from "../rpc/errors.ts";
+import type { RpcCall, RpcTelemetry } from "../rpc/telemetry-interceptor.ts";
+import { openWatch, watchFrame, watchShutDown } from "../rpc/watch-lock.ts";
+import { StreamResponse, type StreamWire, streamWire } from "./stream-wire.ts";
+
+const SERVICE = StateService.typeName;
+const METHOD = StateService.method.watchLock.name;
+const PROCEDURE = `${SERVICE}/${METHOD}`;
+export const WATCH_LOCK_PATH = `/${PROCEDURE}`;
+
+export interface WatchEndpointOptions {
+  deps: Pick<RpcDeps, "coordinator" | "drainSignal">;
+  /** The server's authentication point; rejects with UNAUTHENTICATED or PERMISSION_DENIED. */
+  authenticate(headers: Headers, remoteAddress: string | undefined): Promise<unknown>;
+  telemetry: RpcTelemetry;
+  logger: Logger;
+  /** Largest message read or written, in bytes. */
+  maxMessageBytes: number;
+}
+
+export class WatchEndpoint {
+  readonly #opts: WatchEndpointOptions;
+  readonly #calls = new Set<WatchCall>();
+  readonly #forget = (call: WatchCall) => this.#calls.delete(call);
+
+  constructor(opts: WatchEndpointOptions) {
+    this.#opts = opts;
+    // One listener for all calls: a signal's listeners are a list, slow to add to by the thousand.
+    opts.deps.drainSignal.addEventListener("abort", () => {
+      for (const call of this.#calls) call.shutDown();
+    });
+  }
+
+  /** Calls in progress. */
+  get size(): number {
+    return this.#calls.size;
+  }
+
+  /** Serves the stream when it is a WatchLock call this endpoint answers; false leaves it to Connect. */
+  serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean {
+    if (pathOf(headers[":path"]) !== WATCH_LOCK_PATH) return false;
+    const wire = streamWire(headers);
+    if (wire === undefined) return false;
+    const call = new WatchCall(stream, wire, this.#opts, this.#forget);
+    this.#calls.add(call);
+    void call.start(headers);
+    return true;
+  }
+}
+
+/**
+ * One watch. Once open, events flow without a promise or a closure per event: `#pump` takes what
+ * the watch has queued and writes it, then asks the watch to call it again (from inside the lock
+ * change that queues the next event, so a change reaches every stream in one pass), or waits for
+ * the stream to drain when the client reads slowly (the watch coalesces meanwhile).
+ */
+class WatchCall {
+  readonly #stream: ServerHttp2Stream;
+  readonly #wire: StreamWire;
+  readonly #opts: WatchEndpointOptions;
+  readonly #res: StreamResponse;
+  readonly #done: (call: WatchCall) => void;
+  #rpc: RpcCall | undefined;
+  #watch: LockWatch | undefined;
+  #requested = "";
+  #clientGone = false;
+  #finished = false;
+
+  constructor(
+    stream: ServerHttp2Stream,
+    wire: StreamWire,
+    opts: WatchEndpointOptions,
+    done: (call: WatchCall) => void,
+  ) {
+    this.#stream = stream;
+    this.#wire = wire;
+    this.#opts = opts;
+    this.#done = done;
+    this.#res = new StreamResponse(stream, wire);
+    stream.once("close", this.#onClose);
+    // A reset stream reports an error; "close" has it covered.
+    stream.on("error", ignore);
+  }
+
+  /** Authenticates, reads the request and opens the watch; then the events flow. */
+  async start(headers: IncomingHttpHeaders): Promise<void> {
+    const header = requestHeaders(headers);
+    const rpc = this.#opts.telemetry.start(SERVICE, METHOD, header);
+    this.#rpc = rpc;
+    try {
+      await this.#opts.authenticate(header, this.#stream.session?.socket?.remoteAddress);
+      const request = await this.#readRequest();
+      this.#requested = request.workspace;
+      this.#watch = context.with(rpc.context, () => openWatch(this.#opts.deps, request.workspace));
+    } catch (err) {
+      this.#finish(err);
+      return;
+    }
+    if (this.#finished) this.#watch.close();
+    else this.#pump();
+  }
+
+  /** The server drains: end with UNAVAILABLE so the client reconnects elsewhere. */
+  shutDown(): void {
+    this.#watch?.close();
+  }
+
+  readonly #onClose = (): void => {
+    this.#clientGone = true;
+    this.#finish(undefined);
+  };
+
+  readonly #pump = (): void => {
+    const watch = this.#watch as LockWatch;
+    try {
+      for (;;) {
+        const event = watch.take();
+        if (event === undefined) {
+          if (watch.ended) this.#finish(watch.failure);
+          else watch.wait(this.#pump);
+          return;
+        }
+        const frame = watchFrame(event, this.#requested, this.#wire.codec);
+        const max = this.#opts.maxMessageBytes;
+        if (frame.byteLength - 5 > max) {
+          throw new ResourceExhaustedError(
+            `a WatchLock message of ${frame.byteLength - 5} bytes is larger than the ${max}-byte message limit`,
+            max,
+          );
+        }
+        if (!this.#res.write(frame)) {
+          this.#stream.once("drain", this.#pump);
+          return;
+        }
+      }
+    } catch (err) {
+      this.#finish(err);
+    }
+  };
+
+  /**
+   * Ends the call once: with `err`; else, unless the client went away, with UNAVAILABLE (the watch
+   * was ended by the server's drain or the coordinator closing).
+   */
+  #finish(err: unknown): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#watch?.close();
+    let error: ConnectError | undefined;
+    if (err !== undefined) error = toConnectError(err, this.#opts.logger, PROCEDURE);
+    else if (!this.#clientGone) error = toConnectError(watchShutDown());
+    this.#res.end(error);
+    this.#rpc?.finish(this.#clientGone ? undefined : error);
+    this.#done(this);
+  }
+
+  /** The one request message, read to the end of the request stream. */
+  async #readRequest() {
+    const body = await readBody(this.#stream, this.#opts.maxMessageBytes + 5);
+    const payload = singleMessage(body);
+    try {
+      return this.#wire.codec === "proto"
+        ? fromBinary(WatchLockRequestSchema, payload)
+        : fromJsonString(WatchLockRequestSchema, Buffer.from(payload).toString("utf8"));
+    } catch (err) {
+      throw new InvalidArgumentError(
+        `cannot decode the WatchLock request: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+}
+
+function ignore(): void {}
+
+/** The request body, up to `limit` bytes. */
+function readBody(stream: ServerHttp2Stream, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      stream.off("close", onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      cleanup();
+      stream.resume();
+      reject(
+        new ResourceExhaustedError(
+          `the WatchLock request is larger than the ${limit - 5}-byte message limit`,
+          limit - 5,
+        ),
+      );
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new CanceledError("the client closed the stream before sending its request"));
+    };
+    stream.on("data", onData);
+    stream.once("end", onEnd);
+    stream.once("close", onClose);
+  });
+}
+
+/** The payload of the body's only message envelope. */
+function singleMessage(body: Buffer): Uint8Array {
+  if (body.byteLength < 5) {
+    throw new InvalidArgumentError(
+      `the WatchLock request must be one enveloped message, got ${body.byteLength} bytes`,
+    );
+  }
+  const flags = body[0] as number;
+  const length = body.readUInt32BE(1);
+  if (flags & COMPRESSED_FLAG) {
+    throw new InvalidArgumentError(
+      "the WatchLock request message is compressed, but the request names no encoding",
+    );
+  }
+  if (flags !== 0) {
+    throw new InvalidArgumentError(`the WatchLock request message has unknown flags 0x${flags.toString(16)}`);
+  }
+  if (5 + length !== body.byteLength) {
+    throw new InvalidArgumentError(
+      5 + length > body.byteLength
+        ? `the WatchLock request message is cut short: ${body.byteLength - 5} of ${length} bytes`
+        : "WatchLock takes exactly one request message, got more",
+    );
+  }
+  return body.subarray(5);
+}
+
+/** The request's headers as a Headers object, without HTTP/2 pseudo-headers. */
+function requestHeaders(raw: IncomingHttpHeaders): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+  }
+  return headers;
+}
+
+function pathOf(path: string | undefined): string {
+  const raw = path ?? "";
+  const q = raw.indexOf("?");
+  return q === -1 ? raw : raw.slice(0, q);
+}
