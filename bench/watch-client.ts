@@ -1,7 +1,8 @@
 /**
  * A client process of the watch benchmark: opens WatchLock streams on one workspace, spread over
  * several HTTP/2 connections, and stamps each LOCKED and UNLOCKED event with the monotonic clock
- * the moment its stream yields it. Driven over IPC by bench/watch.ts.
+ * the moment its stream yields it. Driven over IPC by bench/watch.ts (see bench/watch-processes.ts);
+ * bench/watch-go is the Go counterpart.
  */
 import { LockEventKind } from "../src/gen/tfstate/v1/state_service_pb.ts";
 import { monotonicMs } from "./lib/clock.ts";
@@ -31,6 +32,7 @@ function record(kind: EventKind, lockId: string, at: number): void {
 }
 
 async function watch(client: StateClient, workspace: string, onLive: () => void): Promise<void> {
+  let failure: string;
   try {
     for await (const m of client.client.watchLock({ workspace }, { signal: abort.signal })) {
       const at = monotonicMs();
@@ -38,14 +40,14 @@ async function watch(client: StateClient, workspace: string, onLive: () => void)
       else if (m.kind === LockEventKind.LOCKED) record("locked", m.lock?.id ?? "", at);
       else if (m.kind === LockEventKind.UNLOCKED) record("unlocked", m.lock?.id ?? "", at);
     }
+    failure = "the server ended it";
   } catch (err) {
-    if (abort.signal.aborted) return;
-    if (errorsReported++ < MAX_ERRORS_REPORTED) {
-      send({
-        type: "error",
-        message: `a watch stream failed: ${err instanceof Error ? err.message : String(err)}`,
-      });
-    }
+    failure = err instanceof Error ? err.message : String(err);
+  }
+  // A stream that ends while the benchmark still runs leaves a watcher that never sees the events.
+  if (abort.signal.aborted) return;
+  if (errorsReported++ < MAX_ERRORS_REPORTED) {
+    send({ type: "error", message: `a watch stream failed: ${failure}` });
   }
 }
 

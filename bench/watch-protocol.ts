@@ -1,4 +1,8 @@
-/** Messages between the watch benchmark and its client processes (bench/watch-client.ts). */
+/**
+ * Messages between the watch benchmark and its client processes: objects over Node's IPC channel
+ * for bench/watch-client.ts, one JSON object a line over stdin and stdout for bench/watch-go (whose
+ * protocol.go mirrors these types; keep the two in step).
+ */
 
 export interface OpenCommand {
   type: "open";

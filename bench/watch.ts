@@ -4,10 +4,11 @@
  * reaching it, and from Unlock's return to UNLOCKED. The server is its own process (the CLI), so
  * its memory is its own; the watchers live in separate client processes on the same machine,
  * spread over many HTTP/2 connections, and their times include their own processing.
+ *
+ * BENCH_WATCH_CLIENT picks the watchers: "go" (the default), the project's Go client speaking gRPC,
+ * as internal services call the service; or "node", connect-node clients speaking Connect. Lock and
+ * Unlock are always called by a connect-node client.
  */
-import { type ChildProcess, fork } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { trackForCleanup } from "../test/harness/cleanup.ts";
 import { startRegistry } from "../test/harness/registry.ts";
 import { monotonicMs } from "./lib/clock.ts";
 import { CLIENT_PROTOCOL, stateClient } from "./lib/connect-client.ts";
@@ -16,24 +17,28 @@ import { type BenchResult, progress, type TargetCheck } from "./lib/report.ts";
 import { startServerProcess } from "./lib/server-process.ts";
 import { mib, ms, round3, type Summary, summarize } from "./lib/stats.ts";
 import { renderTable } from "./lib/table.ts";
-import type { ClientMessage, EventKind, ParentMessage } from "./watch-protocol.ts";
+import { prepareWatchClients, watchClientKind } from "./watch-processes.ts";
 
 const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 10_000);
-/** HTTP/2 connections in all: 100 streams each, Node's default stream limit for a client. */
+/**
+ * HTTP/2 connections in all: 100 streams each at 10,000 watchers, Node's default stream limit for a
+ * client (the Go client waits for a free stream rather than open another connection).
+ */
 const CONNECTIONS = Number(process.env.BENCH_WATCH_CONNECTIONS ?? 100);
 const CLIENT_PROCESSES = Number(process.env.BENCH_WATCH_CLIENT_PROCESSES ?? 2);
 const ROUNDS = Number(process.env.BENCH_WATCH_ROUNDS ?? 10);
 const WORKSPACE = "watched";
-const DELIVERY_TIMEOUT_MS = 60_000;
-const OPEN_TIMEOUT_MS = 120_000;
 /** Time for the server to settle (GC, buffers) before a memory reading. */
 const SETTLE_MS = 1000;
 const TARGET_P99_MS = 100;
 const TARGET_RSS_BYTES = 300 * 1024 * 1024;
 
 export async function runWatch(): Promise<BenchResult> {
+  const kind = watchClientKind(process.env.BENCH_WATCH_CLIENT);
   const cleanups: Array<() => unknown> = [];
   try {
+    const launcher = await prepareWatchClients(kind);
+    cleanups.push(() => launcher.dispose());
     const registry = await startRegistry();
     cleanups.push(() => registry.stop());
     const server = await startServerProcess({ repository: `${registry.host}/bench/watch` });
@@ -42,9 +47,9 @@ export async function runWatch(): Promise<BenchResult> {
     const idle = await readMemory(server.pid);
 
     progress(
-      `watch: opening ${WATCHERS} watchers over ${CONNECTIONS} connections in ${CLIENT_PROCESSES} processes`,
+      `watch: opening ${WATCHERS} ${kind} watchers over ${CONNECTIONS} connections in ${CLIENT_PROCESSES} processes`,
     );
-    const clients = Array.from({ length: CLIENT_PROCESSES }, () => WatchClient.start());
+    const clients = Array.from({ length: CLIENT_PROCESSES }, () => launcher.start());
     cleanups.push(() => Promise.all(clients.map((c) => c.close())));
     const openStarted = monotonicMs();
     await Promise.all(
@@ -96,6 +101,7 @@ export async function runWatch(): Promise<BenchResult> {
     const peakSampled = await sampler.stop();
     const end = await readMemory(server.pid);
     return report({
+      client: { kind, description: launcher.description },
       openMs,
       lockCall: summarize(lockCalls),
       fromSent: summarize(samples.fromSent),
@@ -109,6 +115,7 @@ export async function runWatch(): Promise<BenchResult> {
 }
 
 interface Figures {
+  client: { kind: string; description: string };
   openMs: number;
   lockCall: Summary;
   fromSent: Summary;
@@ -161,9 +168,12 @@ function report(f: Figures): BenchResult {
     },
   ];
   const text = [
-    `${WATCHERS} WatchLock streams on one workspace (${CLIENT_PROTOCOL}), over ${CONNECTIONS} HTTP/2`,
-    `connections from ${CLIENT_PROCESSES} client processes; ${ROUNDS} rounds of Lock then Unlock, each waiting`,
-    `for every watcher. Opening all streams took ${ms(f.openMs)} ms.`,
+    `${WATCHERS} WatchLock streams on one workspace, over ${CONNECTIONS} HTTP/2 connections from`,
+    `${CLIENT_PROCESSES} client processes (BENCH_WATCH_CLIENT=${f.client.kind}).`,
+    `Watchers: ${f.client.description}.`,
+    `Lock and Unlock: ${CLIENT_PROTOCOL}, a Node connect-node client.`,
+    `${ROUNDS} rounds of Lock then Unlock, each waiting for every watcher.`,
+    `Opening all streams took ${ms(f.openMs)} ms.`,
     "",
     latency,
     "",
@@ -175,6 +185,9 @@ function report(f: Figures): BenchResult {
     text,
     targets,
     figures: {
+      watchClient: f.client.kind,
+      watchProtocol: f.client.description,
+      lockProtocol: CLIENT_PROTOCOL,
       watchers: WATCHERS,
       connections: CONNECTIONS,
       clientProcesses: CLIENT_PROCESSES,
@@ -196,100 +209,4 @@ function share(total: number, parts: number, i: number): number {
 
 function sleep(msec: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, msec));
-}
-
-/** One client process (bench/watch-client.ts) and the messages it sends back. */
-class WatchClient {
-  readonly #child: ChildProcess;
-  readonly #untrack: () => void;
-  readonly #exited: Promise<void>;
-  readonly #waiters = new Set<{
-    match: (m: ClientMessage) => boolean;
-    resolve: (m: ClientMessage) => void;
-  }>();
-  readonly #seen: ClientMessage[] = [];
-  #failure: Error | undefined;
-
-  static start(): WatchClient {
-    return new WatchClient(
-      fork(fileURLToPath(new URL("./watch-client.ts", import.meta.url)), [], { stdio: "inherit" }),
-    );
-  }
-
-  constructor(child: ChildProcess) {
-    this.#child = child;
-    this.#untrack = trackForCleanup(child.pid, undefined);
-    this.#exited = new Promise((resolve) => child.once("exit", () => resolve()));
-    child.on("message", (m: ClientMessage) => {
-      if (m.type === "error") {
-        this.#failure ??= new Error(`watch client: ${m.message}`);
-        progress(`watch client error: ${m.message}`);
-      }
-      for (const w of this.#waiters) {
-        if (w.match(m)) {
-          this.#waiters.delete(w);
-          w.resolve(m);
-          return;
-        }
-      }
-      this.#seen.push(m);
-    });
-  }
-
-  async open(cmd: Extract<ParentMessage, { type: "open" }>): Promise<number> {
-    this.#send(cmd);
-    const m = await this.#await((x) => x.type === "ready", OPEN_TIMEOUT_MS, "opening the watchers");
-    return m.type === "ready" ? m.openMs : 0;
-  }
-
-  async delivered(kind: EventKind, lockId: string): Promise<void> {
-    await this.#await(
-      (m) => m.type === "delivered" && m.kind === kind && m.lockId === lockId,
-      DELIVERY_TIMEOUT_MS,
-      `the ${kind} event of ${lockId} to reach every watcher`,
-    );
-  }
-
-  async collect(lockId: string): Promise<{ locked: number[]; unlocked: number[] }> {
-    this.#send({ type: "collect", lockId });
-    const m = await this.#await(
-      (x) => x.type === "times" && x.lockId === lockId,
-      DELIVERY_TIMEOUT_MS,
-      "times",
-    );
-    return m.type === "times" ? m : { locked: [], unlocked: [] };
-  }
-
-  async close(): Promise<void> {
-    if (this.#child.exitCode === null && this.#child.signalCode === null) {
-      if (this.#child.connected) this.#send({ type: "close" });
-      const timer = setTimeout(() => this.#child.kill("SIGKILL"), 5000);
-      await this.#exited;
-      clearTimeout(timer);
-    }
-    this.#untrack();
-  }
-
-  #send(m: ParentMessage): void {
-    this.#child.send(m);
-  }
-
-  #await(match: (m: ClientMessage) => boolean, timeoutMs: number, what: string): Promise<ClientMessage> {
-    const i = this.#seen.findIndex(match);
-    if (i !== -1) return Promise.resolve(this.#seen.splice(i, 1)[0] as ClientMessage);
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        match,
-        resolve: (m: ClientMessage) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.delete(waiter);
-        reject(this.#failure ?? new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      this.#waiters.add(waiter);
-    });
-  }
 }

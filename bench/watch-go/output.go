@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"sync"
+)
+
+// output writes messages as JSON lines, whole lines only, from any goroutine.
+type output struct {
+	mu  sync.Mutex
+	buf *bufio.Writer
+	enc *json.Encoder
+}
+
+func newOutput(w io.Writer) *output {
+	buf := bufio.NewWriterSize(w, 64<<10)
+	return &output{buf: buf, enc: json.NewEncoder(buf)}
+}
+
+// send writes one message. A failed write means the benchmark is gone; stdin closing ends the
+// process then, so the error is dropped.
+func (o *output) send(m any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.enc.Encode(m) == nil {
+		_ = o.buf.Flush()
+	}
+}
+
+func (o *output) ready(openMs float64) {
+	o.send(readyMessage{Type: "ready", OpenMs: openMs})
+}
+
+func (o *output) delivered(kind eventKind, lockID string) {
+	o.send(deliveredMessage{Type: "delivered", Kind: kind, LockID: lockID})
+}
+
+func (o *output) times(lockID string, locked, unlocked []float64) {
+	if locked == nil {
+		locked = []float64{}
+	}
+	if unlocked == nil {
+		unlocked = []float64{}
+	}
+	o.send(timesMessage{Type: "times", LockID: lockID, Locked: locked, Unlocked: unlocked})
+}
+
+func (o *output) error(message string) {
+	o.send(errorMessage{Type: "error", Message: message})
+}
