@@ -4,7 +4,8 @@
  * the moment its stream yields it. Driven over IPC by bench/watch.ts (see bench/watch-processes.ts);
  * bench/watch-go is the Go counterpart.
  */
-import { LockEventKind } from "../src/gen/tfstate/v1/state_service_pb.ts";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { LockEventKind, type WatchLockResponse } from "../src/gen/tfstate/v1/state_service_pb.ts";
 import { monotonicMs } from "./lib/clock.ts";
 import { type StateClient, stateClient } from "./lib/connect-client.ts";
 import type { ClientMessage, EventKind, OpenCommand, ParentMessage } from "./watch-protocol.ts";
@@ -15,8 +16,11 @@ const MAX_ERRORS_REPORTED = 5;
 
 const clients: StateClient[] = [];
 const abort = new AbortController();
-/** lockId → delivery times, per event kind. */
-const times: Record<EventKind, Map<string, number[]>> = { locked: new Map(), unlocked: new Map() };
+/** lockId → delivery times (monotonic) and times since the change (wall clock), per event kind. */
+const times: Record<EventKind, Map<string, { at: number[]; sinceChange: number[] }>> = {
+  locked: new Map(),
+  unlocked: new Map(),
+};
 let watchers = 0;
 let errorsReported = 0;
 
@@ -24,11 +28,21 @@ function send(message: ClientMessage): void {
   process.send?.(message);
 }
 
-function record(kind: EventKind, lockId: string, at: number): void {
-  const list = times[kind].get(lockId) ?? [];
-  if (list.length === 0) times[kind].set(lockId, list);
-  list.push(at);
-  if (list.length === watchers) send({ type: "delivered", kind, lockId });
+function record(kind: EventKind, lockId: string, at: number, sinceChange: number): void {
+  let d = times[kind].get(lockId);
+  if (d === undefined) {
+    d = { at: [], sinceChange: [] };
+    times[kind].set(lockId, d);
+  }
+  d.at.push(at);
+  d.sinceChange.push(sinceChange);
+  if (d.at.length === watchers) send({ type: "delivered", kind, lockId });
+}
+
+/** Wall-clock milliseconds from the event's observe_time to now. */
+function sinceChange(m: WatchLockResponse): number {
+  const observed = m.observeTime ? timestampMs(m.observeTime) : Number.NaN;
+  return performance.timeOrigin + performance.now() - observed;
 }
 
 async function watch(client: StateClient, workspace: string, onLive: () => void): Promise<void> {
@@ -37,8 +51,8 @@ async function watch(client: StateClient, workspace: string, onLive: () => void)
     for await (const m of client.client.watchLock({ workspace }, { signal: abort.signal })) {
       const at = monotonicMs();
       if (m.kind === LockEventKind.SNAPSHOT_COMPLETE) onLive();
-      else if (m.kind === LockEventKind.LOCKED) record("locked", m.lock?.id ?? "", at);
-      else if (m.kind === LockEventKind.UNLOCKED) record("unlocked", m.lock?.id ?? "", at);
+      else if (m.kind === LockEventKind.LOCKED) record("locked", m.lock?.id ?? "", at, sinceChange(m));
+      else if (m.kind === LockEventKind.UNLOCKED) record("unlocked", m.lock?.id ?? "", at, sinceChange(m));
     }
     failure = "the server ended it";
   } catch (err) {
@@ -75,11 +89,19 @@ process.on("message", (message: ParentMessage) => {
       open(message).catch((err: unknown) => send({ type: "error", message: String(err) }));
       break;
     case "collect": {
-      const locked = times.locked.get(message.lockId) ?? [];
-      const unlocked = times.unlocked.get(message.lockId) ?? [];
+      const none = { at: [], sinceChange: [] };
+      const locked = times.locked.get(message.lockId) ?? none;
+      const unlocked = times.unlocked.get(message.lockId) ?? none;
       times.locked.delete(message.lockId);
       times.unlocked.delete(message.lockId);
-      send({ type: "times", lockId: message.lockId, locked, unlocked });
+      send({
+        type: "times",
+        lockId: message.lockId,
+        locked: locked.at,
+        unlocked: unlocked.at,
+        lockedSinceChange: locked.sinceChange,
+        unlockedSinceChange: unlocked.sinceChange,
+      });
       break;
     }
     case "close":

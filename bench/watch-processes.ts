@@ -217,14 +217,15 @@ export class WatchClient {
     );
   }
 
-  async collect(lockId: string): Promise<{ locked: number[]; unlocked: number[] }> {
+  async collect(lockId: string): Promise<Omit<Extract<ClientMessage, { type: "times" }>, "type" | "lockId">> {
     this.#channel.send({ type: "collect", lockId });
     const m = await this.#await(
       (x) => x.type === "times" && x.lockId === lockId,
       DELIVERY_TIMEOUT_MS,
       "times",
     );
-    return m.type === "times" ? m : { locked: [], unlocked: [] };
+    if (m.type !== "times") throw new Error(`expected the times of ${lockId}, got ${m.type}`);
+    return m;
   }
 
   async close(): Promise<void> {

@@ -26,6 +26,16 @@ export type ClientMessage =
   | { type: "ready"; openMs: number }
   /** Every watcher of this process has received this event. */
   | { type: "delivered"; kind: EventKind; lockId: string }
-  /** Delivery times (monotonic ms) of the events for `lockId`. */
-  | { type: "times"; lockId: string; locked: number[]; unlocked: number[] }
+  /**
+   * Delivery times (monotonic ms) of the events for `lockId`, and for each how long after the
+   * server observed the change (its observe_time) it was delivered (wall-clock ms).
+   */
+  | {
+      type: "times";
+      lockId: string;
+      locked: number[];
+      unlocked: number[];
+      lockedSinceChange: number[];
+      unlockedSinceChange: number[];
+    }
   | { type: "error"; message: string };

@@ -1,7 +1,8 @@
 /**
  * WatchLock fan-out: 10,000 streams on one workspace, then rounds of Lock and Unlock through the
- * service; for every watcher, the time from the Lock call (sent, and returned) to the LOCKED event
- * reaching it, and from Unlock's return to UNLOCKED. The server is its own process (the CLI), so
+ * service; for every watcher, the time from the change (the event's observe_time: when the server
+ * had the lock confirmed by the registry, or its release done) to the event reaching it, by the
+ * wall clock the processes share; and from the Lock call (sent, and returned) to LOCKED. The server is its own process (the CLI), so
  * its memory is its own; the watchers live in separate client processes on the same machine,
  * spread over many HTTP/2 connections, and their times include their own processing.
  *
@@ -70,7 +71,12 @@ export async function runWatch(): Promise<BenchResult> {
     const sampler = new RssSampler(server.pid, 10);
     const locker = stateClient(server.url);
     cleanups.push(() => locker.close());
-    const samples = { fromSent: [] as number[], fromReturn: [] as number[], unlocked: [] as number[] };
+    const samples = {
+      fromChange: [] as number[],
+      fromSent: [] as number[],
+      fromReturn: [] as number[],
+      unlockedFromChange: [] as number[],
+    };
     const lockCalls: number[] = [];
     // Round 0 warms up the path and is not counted.
     for (let round = 0; round <= ROUNDS; round++) {
@@ -83,7 +89,6 @@ export async function runWatch(): Promise<BenchResult> {
       const returned = monotonicMs();
       await Promise.all(clients.map((c) => c.delivered("locked", lockId)));
       await locker.client.unlock({ workspace: WORKSPACE, lockId });
-      const unlockReturned = monotonicMs();
       await Promise.all(clients.map((c) => c.delivered("unlocked", lockId)));
       const times = await Promise.all(clients.map((c) => c.collect(lockId)));
       if (round === 0) continue;
@@ -93,7 +98,8 @@ export async function runWatch(): Promise<BenchResult> {
           samples.fromSent.push(at - sent);
           samples.fromReturn.push(at - returned);
         }
-        for (const at of t.unlocked) samples.unlocked.push(at - unlockReturned);
+        samples.fromChange.push(...t.lockedSinceChange);
+        samples.unlockedFromChange.push(...t.unlockedSinceChange);
       }
       progress(`watch: round ${round}/${ROUNDS} delivered`);
       await sleep(100);
@@ -104,9 +110,10 @@ export async function runWatch(): Promise<BenchResult> {
       client: { kind, description: launcher.description },
       openMs,
       lockCall: summarize(lockCalls),
+      fromChange: summarize(samples.fromChange),
       fromSent: summarize(samples.fromSent),
       fromReturn: summarize(samples.fromReturn),
-      unlocked: summarize(samples.unlocked),
+      unlockedFromChange: summarize(samples.unlockedFromChange),
       memory: { idle: idle.rssBytes, watching: watching.rssBytes, peakSampled, hwm: end.hwmBytes },
     });
   } finally {
@@ -118,9 +125,10 @@ interface Figures {
   client: { kind: string; description: string };
   openMs: number;
   lockCall: Summary;
+  fromChange: Summary;
   fromSent: Summary;
   fromReturn: Summary;
-  unlocked: Summary;
+  unlockedFromChange: Summary;
   memory: { idle: number; watching: number; peakSampled: number; hwm: number };
 }
 
@@ -128,9 +136,10 @@ function report(f: Figures): BenchResult {
   const latency = renderTable(
     ["measured", "p50", "p99", "max", "samples"],
     [
-      ["LOCKED delivered, from Lock returned", f.fromReturn],
+      ["LOCKED delivered, from the change (observe_time)", f.fromChange],
+      ["UNLOCKED delivered, from the change (observe_time)", f.unlockedFromChange],
       ["LOCKED delivered, from Lock sent", f.fromSent],
-      ["UNLOCKED delivered, from Unlock returned", f.unlocked],
+      ["LOCKED delivered, from Lock returned", f.fromReturn],
       ["Lock call itself", f.lockCall],
     ].map(([what, s]) => {
       const x = s as Summary;
@@ -148,17 +157,14 @@ function report(f: Figures): BenchResult {
   );
   const targets: TargetCheck[] = [
     {
-      what: `LOCKED delivery p99 at ${WATCHERS} watchers, from Lock returned`,
+      // Change to delivery: from the moment the server has the lock confirmed by the registry
+      // (the event's observe_time) to the watcher having the event. "From Lock sent" adds the
+      // Lock call's own registry requests; "from Lock returned" flatters (the Lock answer is
+      // written after the fan-out), so neither is the target's measure.
+      what: `LOCKED delivery p99 at ${WATCHERS} watchers, from the change`,
       target: `≤ ${TARGET_P99_MS} ms`,
-      actual: `${ms(f.fromReturn.p99)} ms`,
-      met: f.fromReturn.p99 <= TARGET_P99_MS,
-    },
-    {
-      // The Lock response can wait behind the fan-out writes, so "returned" alone flatters.
-      what: `LOCKED delivery p99 at ${WATCHERS} watchers, from Lock sent`,
-      target: `≤ ${TARGET_P99_MS} ms`,
-      actual: `${ms(f.fromSent.p99)} ms`,
-      met: f.fromSent.p99 <= TARGET_P99_MS,
+      actual: `${ms(f.fromChange.p99)} ms`,
+      met: f.fromChange.p99 <= TARGET_P99_MS,
     },
     {
       what: `server peak RSS (VmHWM) with ${WATCHERS} watchers`,
@@ -193,9 +199,10 @@ function report(f: Figures): BenchResult {
       clientProcesses: CLIENT_PROCESSES,
       rounds: ROUNDS,
       openMs: round3(f.openMs),
-      lockedFromReturn: s(f.fromReturn),
+      lockedFromChange: s(f.fromChange),
+      unlockedFromChange: s(f.unlockedFromChange),
       lockedFromSent: s(f.fromSent),
-      unlockedFromReturn: s(f.unlocked),
+      lockedFromReturn: s(f.fromReturn),
       lockCall: s(f.lockCall),
       serverMemoryBytes: f.memory,
     },

@@ -14,10 +14,14 @@ import (
 
 	"connectrpc.com/connect"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tfstatev1 "github.com/oci-tfstate/oci-tfstate/clients/go/gen/tfstate/v1"
 	"github.com/oci-tfstate/oci-tfstate/clients/go/gen/tfstate/v1/tfstatev1connect"
 )
+
+// observedAgo is how long before sending it the test server says it observed each change.
+const observedAgo = 40 * time.Millisecond
 
 func TestClockReadsClockMonotonic(t *testing.T) {
 	clock, err := newMonoClock()
@@ -85,7 +89,11 @@ func (b *lockBroker) publish(kind tfstatev1.LockEventKind, lockID string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for events := range b.subs {
-		events <- &tfstatev1.WatchLockResponse{Kind: kind, Lock: &tfstatev1.LockInfo{Id: lockID}}
+		events <- &tfstatev1.WatchLockResponse{
+			Kind:        kind,
+			Lock:        &tfstatev1.LockInfo{Id: lockID},
+			ObserveTime: timestamppb.New(time.Now().Add(-observedAgo)),
+		}
 	}
 }
 
@@ -212,6 +220,16 @@ func TestWatchersOverJSONLines(t *testing.T) {
 	for _, v := range locked {
 		if at, _ := v.(float64); at < published || at > published+5000 {
 			t.Fatalf("delivery time %v is not on CLOCK_MONOTONIC after the publish at %v", v, published)
+		}
+	}
+	since, _ := m["lockedSinceChange"].([]any)
+	if len(since) != watchers {
+		t.Fatalf("got %d times since the change, want %d", len(since), watchers)
+	}
+	agoMs := float64(observedAgo.Milliseconds())
+	for _, v := range since {
+		if ms, _ := v.(float64); ms < agoMs || ms > agoMs+5000 {
+			t.Fatalf("%v ms since the change; it was observed %v ms before it was sent", v, agoMs)
 		}
 	}
 

@@ -37,14 +37,23 @@ func (o *output) delivered(kind eventKind, lockID string) {
 	o.send(deliveredMessage{Type: "delivered", Kind: kind, LockID: lockID})
 }
 
-func (o *output) times(lockID string, locked, unlocked []float64) {
-	if locked == nil {
-		locked = []float64{}
+func (o *output) times(lockID string, locked, unlocked delivery) {
+	o.send(timesMessage{
+		Type:                "times",
+		LockID:              lockID,
+		Locked:              nonNil(locked.at),
+		Unlocked:            nonNil(unlocked.at),
+		LockedSinceChange:   nonNil(locked.sinceChange),
+		UnlockedSinceChange: nonNil(unlocked.sinceChange),
+	})
+}
+
+// nonNil keeps an empty list a JSON array, not null.
+func nonNil(list []float64) []float64 {
+	if list == nil {
+		return []float64{}
 	}
-	if unlocked == nil {
-		unlocked = []float64{}
-	}
-	o.send(timesMessage{Type: "times", LockID: lockID, Locked: locked, Unlocked: unlocked})
+	return list
 }
 
 func (o *output) error(message string) {

@@ -38,6 +38,10 @@ type timesMessage struct {
 	LockID   string    `json:"lockId"`
 	Locked   []float64 `json:"locked"`
 	Unlocked []float64 `json:"unlocked"`
+	// Milliseconds from the event's observe_time (when the server saw the change) to its delivery,
+	// by the wall clock both processes share.
+	LockedSinceChange   []float64 `json:"lockedSinceChange"`
+	UnlockedSinceChange []float64 `json:"unlockedSinceChange"`
 }
 
 type errorMessage struct {

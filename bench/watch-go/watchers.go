@@ -40,12 +40,19 @@ type watchers struct {
 
 	mu          sync.Mutex
 	connections []*connection
-	times       map[timesKey][]float64
+	times       map[timesKey]delivery
+}
+
+// delivery holds, per stream that got an event, when it did (CLOCK_MONOTONIC ms) and how long after
+// the server observed the change (wall clock ms).
+type delivery struct {
+	at          []float64
+	sinceChange []float64
 }
 
 func newWatchers(out *output, clock monoClock) *watchers {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &watchers{ctx: ctx, cancel: cancel, out: out, clock: clock, times: make(map[timesKey][]float64)}
+	return &watchers{ctx: ctx, cancel: cancel, out: out, clock: clock, times: make(map[timesKey]delivery)}
 }
 
 // open starts cmd.Watchers streams spread round-robin over cmd.Connections connections, a batch
@@ -124,7 +131,9 @@ func (w *watchers) watch(conn *connection, workspace string, live func()) {
 	isLive := false
 	for stream.Receive() {
 		at := w.clock.nowMs()
+		wall := time.Now()
 		m := stream.Msg()
+		sinceChange := float64(wall.Sub(m.GetObserveTime().AsTime()).Nanoseconds()) / 1e6
 		switch m.GetKind() {
 		case tfstatev1.LockEventKind_LOCK_EVENT_KIND_SNAPSHOT_COMPLETE:
 			if !isLive {
@@ -132,9 +141,9 @@ func (w *watchers) watch(conn *connection, workspace string, live func()) {
 				live()
 			}
 		case tfstatev1.LockEventKind_LOCK_EVENT_KIND_LOCKED:
-			w.record(kindLocked, m.GetLock().GetId(), at)
+			w.record(kindLocked, m.GetLock().GetId(), at, sinceChange)
 		case tfstatev1.LockEventKind_LOCK_EVENT_KIND_UNLOCKED:
-			w.record(kindUnlocked, m.GetLock().GetId(), at)
+			w.record(kindUnlocked, m.GetLock().GetId(), at, sinceChange)
 		}
 	}
 	err = stream.Err()
@@ -154,16 +163,17 @@ func (w *watchers) fail(err error) {
 	}
 }
 
-func (w *watchers) record(kind eventKind, lockID string, at float64) {
+func (w *watchers) record(kind eventKind, lockID string, at, sinceChange float64) {
 	key := timesKey{kind, lockID}
 	w.mu.Lock()
-	list, ok := w.times[key]
+	d, ok := w.times[key]
 	if !ok {
-		list = make([]float64, 0, w.count)
+		d = delivery{at: make([]float64, 0, w.count), sinceChange: make([]float64, 0, w.count)}
 	}
-	list = append(list, at)
-	w.times[key] = list
-	reached := len(list) == w.count
+	d.at = append(d.at, at)
+	d.sinceChange = append(d.sinceChange, sinceChange)
+	w.times[key] = d
+	reached := len(d.at) == w.count
 	w.mu.Unlock()
 	if reached {
 		w.out.delivered(kind, lockID)
