@@ -41,9 +41,58 @@ export interface WatchEndpointOptions {
   maxMessageBytes: number;
 }
 
+/**
+ * Streams a change is written to before the event loop gets a turn. Node sends what was written
+ * only when the loop turns, so writing a change to 10,000 streams in one pass would hold every
+ * byte back until the last stream is done; in slices, the first watchers are reading while the
+ * server writes to the rest.
+ */
+const WRITES_PER_TURN = 1000;
+
+/** Runs the watchers' writes, at most WRITES_PER_TURN per turn of the event loop, in order. */
+class FanOut {
+  #budget = WRITES_PER_TURN;
+  #queue: (() => void)[] = [];
+  #head = 0;
+  #turnScheduled = false;
+
+  run(write: () => void): void {
+    if (this.#budget > 0 && this.#head === this.#queue.length) {
+      this.#budget--;
+      this.#scheduleTurn();
+      write();
+      return;
+    }
+    this.#queue.push(write);
+    this.#scheduleTurn();
+  }
+
+  #scheduleTurn(): void {
+    if (this.#turnScheduled) return;
+    this.#turnScheduled = true;
+    setImmediate(this.#turn);
+  }
+
+  readonly #turn = (): void => {
+    this.#turnScheduled = false;
+    this.#budget = WRITES_PER_TURN;
+    while (this.#budget > 0 && this.#head < this.#queue.length) {
+      this.#budget--;
+      (this.#queue[this.#head++] as () => void)();
+    }
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    }
+    // Another turn while work remains, or to restore the budget this one used.
+    if (this.#head < this.#queue.length || this.#budget < WRITES_PER_TURN) this.#scheduleTurn();
+  };
+}
+
 export class WatchEndpoint {
   readonly #opts: WatchEndpointOptions;
   readonly #calls = new Set<WatchCall>();
+  readonly #fanOut = new FanOut();
   readonly #forget = (call: WatchCall) => this.#calls.delete(call);
 
   constructor(opts: WatchEndpointOptions) {
@@ -64,7 +113,7 @@ export class WatchEndpoint {
     if (pathOf(headers[":path"]) !== WATCH_LOCK_PATH) return false;
     const wire = streamWire(headers);
     if (wire === undefined) return false;
-    const call = new WatchCall(stream, wire, this.#opts, this.#forget);
+    const call = new WatchCall(stream, wire, this.#opts, this.#fanOut, this.#forget);
     this.#calls.add(call);
     void call.start(headers);
     return true;
@@ -73,9 +122,9 @@ export class WatchEndpoint {
 
 /**
  * One watch. Once open, events flow without a promise or a closure per event: `#pump` takes what
- * the watch has queued and writes it, then asks the watch to call it again (from inside the lock
- * change that queues the next event, so a change reaches every stream in one pass), or waits for
- * the stream to drain when the client reads slowly (the watch coalesces meanwhile).
+ * the watch has queued and writes it, then asks the watch to wake it again (from inside the lock
+ * change that queues the next event; the fan-out then runs it at once or in a later slice), or
+ * waits for the stream to drain when the client reads slowly (the watch coalesces meanwhile).
  */
 class WatchCall {
   readonly #stream: ServerHttp2Stream;
@@ -83,6 +132,7 @@ class WatchCall {
   readonly #opts: WatchEndpointOptions;
   readonly #res: StreamResponse;
   readonly #done: (call: WatchCall) => void;
+  readonly #fanOut: FanOut;
   #rpc: RpcCall | undefined;
   #watch: LockWatch | undefined;
   #requested = "";
@@ -93,11 +143,13 @@ class WatchCall {
     stream: ServerHttp2Stream,
     wire: StreamWire,
     opts: WatchEndpointOptions,
+    fanOut: FanOut,
     done: (call: WatchCall) => void,
   ) {
     this.#stream = stream;
     this.#wire = wire;
     this.#opts = opts;
+    this.#fanOut = fanOut;
     this.#done = done;
     this.#res = new StreamResponse(stream, wire);
     stream.once("close", this.#onClose);
@@ -133,6 +185,9 @@ class WatchCall {
     this.#finish(undefined);
   };
 
+  /** Called by the watch, from inside the change, when it has an event (or has ended). */
+  readonly #wake = (): void => this.#fanOut.run(this.#pump);
+
   readonly #pump = (): void => {
     const watch = this.#watch as LockWatch;
     try {
@@ -140,7 +195,7 @@ class WatchCall {
         const event = watch.take();
         if (event === undefined) {
           if (watch.ended) this.#finish(watch.failure);
-          else watch.wait(this.#pump);
+          else watch.wait(this.#wake);
           return;
         }
         const frame = watchFrame(event, this.#requested, this.#wire.codec);
