@@ -28,7 +28,7 @@ COPY --chown=root:root src ./src
 # The embedded store (an OCI image layout) lives on a volume owned by the unprivileged user; the
 # application files stay root-owned and read-only to it.
 RUN mkdir -p /data && chown node:node /data \
- && node src/cli.ts --help > /dev/null
+ && node src/launch.ts --help > /dev/null
 USER node
 VOLUME ["/data"]
 EXPOSE 8080
@@ -36,4 +36,6 @@ EXPOSE 8080
 # Follows OCI_TFSTATE_LISTEN's port and OCI_TFSTATE_TLS_CERT; no curl in the image.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["node", "-e", "const a=process.env.OCI_TFSTATE_LISTEN||':8080';const port=Number(a.slice(a.lastIndexOf(':')+1));const tls=Boolean(process.env.OCI_TFSTATE_TLS_CERT);require(tls?'node:https':'node:http').get({host:'127.0.0.1',port,path:'/healthz',rejectUnauthorized:false,timeout:4000},(r)=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1));"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "src/cli.ts"]
+# The launcher re-executes itself in place (same PID) as `node <V8 settings> src/cli.ts`: see
+# src/launch.ts for the settings and why. Set NODE_OPTIONS to override one of them.
+ENTRYPOINT ["node", "src/launch.ts"]

@@ -1,10 +1,11 @@
 /**
- * The oci-tfstate server as its own process, started the way the container image starts it
- * (`node src/cli.ts`, Node's own type stripping), so its memory is measured apart from the clients'.
- * The port is picked by the kernel and read back from the "listening" log line.
+ * The oci-tfstate server as its own process, started the way `npm start` and the container image
+ * start it (`node src/launch.ts`, Node's own type stripping, which re-executes itself in place with
+ * the server's V8 settings), so its memory is measured apart from the clients'. The port is picked
+ * by the kernel and read back from the "listening" log line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { trackForCleanup } from "../../test/harness/cleanup.ts";
 
@@ -27,11 +28,18 @@ export interface ServerProcessOptions {
 
 /**
  * Extra Node flags for the server, e.g. `BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"`
- * to profile it (the profile is written when it shuts down).
+ * to profile it (the profile is written when it shuts down). The launcher passes them on and adds
+ * none of its own settings that they already give, e.g. another `--max-semi-space-size`.
  */
 const NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(/\s+/).filter((a) => a !== "");
 
-const CLI = fileURLToPath(new URL("../../src/cli.ts", import.meta.url));
+/**
+ * A file to append the server's stdout to, which the server itself never writes (its log is on
+ * stderr) but V8's tracing does: `BENCH_SERVER_NODE_ARGS=--trace-gc BENCH_SERVER_STDOUT=/tmp/gc.log`.
+ */
+const STDOUT_FILE = process.env.BENCH_SERVER_STDOUT ?? "";
+
+const ENTRY = fileURLToPath(new URL("../../src/launch.ts", import.meta.url));
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 15_000;
 const TAIL_LINES = 20;
@@ -39,7 +47,7 @@ const TAIL_LINES = 20;
 export async function startServerProcess(opts: ServerProcessOptions): Promise<ServerProcess> {
   const args = [
     ...NODE_ARGS,
-    CLI,
+    ENTRY,
     "--listen",
     "127.0.0.1:0",
     "--repository",
@@ -50,7 +58,13 @@ export async function startServerProcess(opts: ServerProcessOptions): Promise<Se
     ...(opts.args ?? []),
   ];
   const [command, argv] = withParentDeathSignal(process.execPath, args);
-  const child = spawn(command, argv, { stdio: ["ignore", "ignore", "pipe"], env: serverEnv() });
+  const stdout = STDOUT_FILE === "" ? "ignore" : openSync(STDOUT_FILE, "a");
+  let child: ChildProcess;
+  try {
+    child = spawn(command, argv, { stdio: ["ignore", stdout, "pipe"], env: serverEnv() });
+  } finally {
+    if (typeof stdout === "number") closeSync(stdout);
+  }
   const pid = child.pid;
   if (pid === undefined) {
     const err = await new Promise<Error>((resolve) => child.once("error", resolve));
