@@ -2,13 +2,14 @@
  * WatchLock fan-out: 10,000 streams on one workspace, then rounds of Lock and Unlock through the
  * service; for every watcher, the time from the change (the event's observe_time: when the server
  * had the lock confirmed by the registry, or its release done) to the event reaching it, by the
- * wall clock the processes share; and from the Lock call (sent, and returned) to LOCKED. The server is its own process (the CLI), so
- * its memory is its own; the watchers live in separate client processes on the same machine,
- * spread over many HTTP/2 connections, and their times include their own processing.
+ * wall clock the processes share; and from the Lock call (sent, and returned) to LOCKED. The
+ * server is its own process (the CLI), so its memory is its own; the watchers live in separate
+ * client processes on the same machine, spread over many HTTP/2 connections, and their times
+ * include their own processing.
  *
- * BENCH_WATCH_CLIENT picks the watchers: "go" (the default), the project's Go client speaking gRPC,
- * as internal services call the service; or "node", connect-node clients speaking Connect. Lock and
- * Unlock are always called by a connect-node client.
+ * BENCH_WATCH_CLIENT picks the watchers: "go" (the default; one process), the project's Go client
+ * speaking gRPC, as internal services call the service; or "node" (two processes), connect-node
+ * clients speaking Connect. Lock and Unlock are always called by a connect-node client.
  */
 import { startRegistry } from "../test/harness/registry.ts";
 import { monotonicMs } from "./lib/clock.ts";
@@ -26,7 +27,6 @@ const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 10_000);
  * client (the Go client waits for a free stream rather than open another connection).
  */
 const CONNECTIONS = Number(process.env.BENCH_WATCH_CONNECTIONS ?? 100);
-const CLIENT_PROCESSES = Number(process.env.BENCH_WATCH_CLIENT_PROCESSES ?? 2);
 const ROUNDS = Number(process.env.BENCH_WATCH_ROUNDS ?? 10);
 const WORKSPACE = "watched";
 /** Time for the server to settle (GC, buffers) before a memory reading. */
@@ -36,6 +36,8 @@ const TARGET_RSS_BYTES = 300 * 1024 * 1024;
 
 export async function runWatch(): Promise<BenchResult> {
   const kind = watchClientKind(process.env.BENCH_WATCH_CLIENT);
+  // A Go process runs its streams on every CPU; a Node one on one, so Node watchers get two.
+  const processes = Number(process.env.BENCH_WATCH_CLIENT_PROCESSES ?? (kind === "go" ? 1 : 2));
   const cleanups: Array<() => unknown> = [];
   try {
     const launcher = await prepareWatchClients(kind);
@@ -48,9 +50,9 @@ export async function runWatch(): Promise<BenchResult> {
     const idle = await readMemory(server.pid);
 
     progress(
-      `watch: opening ${WATCHERS} ${kind} watchers over ${CONNECTIONS} connections in ${CLIENT_PROCESSES} processes`,
+      `watch: opening ${WATCHERS} ${kind} watchers over ${CONNECTIONS} connections in ${processes} processes`,
     );
-    const clients = Array.from({ length: CLIENT_PROCESSES }, () => launcher.start());
+    const clients = Array.from({ length: processes }, () => launcher.start());
     cleanups.push(() => Promise.all(clients.map((c) => c.close())));
     const openStarted = monotonicMs();
     await Promise.all(
@@ -59,8 +61,8 @@ export async function runWatch(): Promise<BenchResult> {
           type: "open",
           url: server.url,
           workspace: WORKSPACE,
-          watchers: share(WATCHERS, CLIENT_PROCESSES, i),
-          connections: share(CONNECTIONS, CLIENT_PROCESSES, i),
+          watchers: share(WATCHERS, processes, i),
+          connections: share(CONNECTIONS, processes, i),
         }),
       ),
     );
@@ -101,13 +103,16 @@ export async function runWatch(): Promise<BenchResult> {
         samples.fromChange.push(...t.lockedSinceChange);
         samples.unlockedFromChange.push(...t.unlockedSinceChange);
       }
-      progress(`watch: round ${round}/${ROUNDS} delivered`);
+      const slowest = Math.max(...times.flatMap((t) => t.lockedSinceChange));
+      progress(
+        `watch: round ${round}/${ROUNDS} delivered, the last LOCKED ${ms(slowest)} ms after the change`,
+      );
       await sleep(100);
     }
     const peakSampled = await sampler.stop();
     const end = await readMemory(server.pid);
     return report({
-      client: { kind, description: launcher.description },
+      client: { kind, description: launcher.description, processes },
       openMs,
       lockCall: summarize(lockCalls),
       fromChange: summarize(samples.fromChange),
@@ -122,7 +127,7 @@ export async function runWatch(): Promise<BenchResult> {
 }
 
 interface Figures {
-  client: { kind: string; description: string };
+  client: { kind: string; description: string; processes: number };
   openMs: number;
   lockCall: Summary;
   fromChange: Summary;
@@ -175,7 +180,7 @@ function report(f: Figures): BenchResult {
   ];
   const text = [
     `${WATCHERS} WatchLock streams on one workspace, over ${CONNECTIONS} HTTP/2 connections from`,
-    `${CLIENT_PROCESSES} client processes (BENCH_WATCH_CLIENT=${f.client.kind}).`,
+    `${f.client.processes} client processes (BENCH_WATCH_CLIENT=${f.client.kind}).`,
     `Watchers: ${f.client.description}.`,
     `Lock and Unlock: ${CLIENT_PROTOCOL}, a Node connect-node client.`,
     `${ROUNDS} rounds of Lock then Unlock, each waiting for every watcher.`,
@@ -196,7 +201,7 @@ function report(f: Figures): BenchResult {
       lockProtocol: CLIENT_PROTOCOL,
       watchers: WATCHERS,
       connections: CONNECTIONS,
-      clientProcesses: CLIENT_PROCESSES,
+      clientProcesses: f.client.processes,
       rounds: ROUNDS,
       openMs: round3(f.openMs),
       lockedFromChange: s(f.fromChange),

@@ -47,7 +47,7 @@ export interface WatchEndpointOptions {
  * byte back until the last stream is done; in slices, the first watchers are reading while the
  * server writes to the rest.
  */
-const WRITES_PER_TURN = 1000;
+const WRITES_PER_TURN = 250;
 
 /** Runs the watchers' writes, at most WRITES_PER_TURN per turn of the event loop, in order. */
 class FanOut {
