@@ -19,6 +19,7 @@ import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/conne
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "../log.ts";
 import type { NodeRequest, NodeResponse } from "./listener.ts";
+import { pathOf } from "./request-parts.ts";
 
 export interface RpcAdapterOptions extends Omit<ConnectRouterOptions, "shutdownSignal"> {
   routes: (router: ConnectRouter) => void;
@@ -83,10 +84,4 @@ export function createRpcAdapter(opts: RpcAdapterOptions): RpcAdapter {
       for (const call of running) call.abort(reason);
     },
   };
-}
-
-function pathOf(url: string | undefined): string {
-  const raw = url ?? "";
-  const q = raw.indexOf("?");
-  return q === -1 ? raw : raw.slice(0, q);
 }

@@ -20,6 +20,7 @@ import { COMPRESS_MIN_BYTES, SERVER_COMPRESSIONS } from "./compression.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { createListener, type NodeHandler, type NodeRequest, type NodeResponse } from "./listener.ts";
 import { PROBE_PATHS, serveProbe } from "./probes.ts";
+import { pathOf, requestHeaders } from "./request-parts.ts";
 import { createRpcAdapter } from "./rpc-adapter.ts";
 import { WATCH_LOCK_PATH, WatchEndpoint } from "./watch-endpoint.ts";
 
@@ -289,27 +290,16 @@ function closeAbandonedRequest(req: Http2ServerRequest, tracker: ConnectionTrack
   });
 }
 
-function pathOf(url: string | undefined): string {
-  const raw = url ?? "/";
-  const q = raw.indexOf("?");
-  return q === -1 ? raw : raw.slice(0, q);
-}
-
 function matches(prefix: string, path: string): boolean {
   if (prefix.endsWith("/")) return path.startsWith(prefix) || path === prefix.slice(0, -1);
   return path === prefix || path.startsWith(`${prefix}/`);
 }
 
 function authRequest(req: NodeRequest, path: string, secure: boolean): AuthRequest {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (name.startsWith(":") || value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
-  }
   return {
     method: req.method ?? "GET",
     path,
-    headers,
+    headers: requestHeaders(req.headers),
     remoteAddress: (req as Http2ServerRequest).socket?.remoteAddress,
     secure,
     kind: "http",

@@ -24,6 +24,7 @@ import { COMPRESSED_FLAG } from "../rpc/envelope.ts";
 import { toConnectError } from "../rpc/errors.ts";
 import type { RpcCall, RpcTelemetry } from "../rpc/telemetry-interceptor.ts";
 import { openWatch, watchFrame, watchShutDown } from "../rpc/watch-lock.ts";
+import { pathOf, requestHeaders } from "./request-parts.ts";
 import { StreamResponse, type StreamWire, streamWire } from "./stream-wire.ts";
 
 const SERVICE = StateService.typeName;
@@ -101,11 +102,6 @@ export class WatchEndpoint {
     opts.deps.drainSignal.addEventListener("abort", () => {
       for (const call of this.#calls) call.shutDown();
     });
-  }
-
-  /** Calls in progress. */
-  get size(): number {
-    return this.#calls.size;
   }
 
   /** Serves the stream when it is a WatchLock call this endpoint answers; false leaves it to Connect. */
@@ -314,20 +310,4 @@ function singleMessage(body: Buffer): Uint8Array {
     );
   }
   return body.subarray(5);
-}
-
-/** The request's headers as a Headers object, without HTTP/2 pseudo-headers. */
-function requestHeaders(raw: IncomingHttpHeaders): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(raw)) {
-    if (name.startsWith(":") || value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
-  }
-  return headers;
-}
-
-function pathOf(path: string | undefined): string {
-  const raw = path ?? "";
-  const q = raw.indexOf("?");
-  return q === -1 ? raw : raw.slice(0, q);
 }
