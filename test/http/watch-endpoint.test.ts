@@ -71,11 +71,12 @@ function envelope(flags: number, payload: Uint8Array): Buffer {
   return out;
 }
 
-/** The envelopes of a response body. */
+/** The complete envelopes of a response body. */
 function frames(body: Buffer): { flags: number; payload: Buffer }[] {
   const out: { flags: number; payload: Buffer }[] = [];
   for (let at = 0; at + 5 <= body.byteLength; ) {
     const length = body.readUInt32BE(at + 1);
+    if (at + 5 + length > body.byteLength) break; // not all here yet
     out.push({ flags: body[at] as number, payload: body.subarray(at + 5, at + 5 + length) });
     at += 5 + length;
   }
@@ -236,6 +237,46 @@ test("the endpoint passes the authentication point", async () => {
     live,
   );
   assert.equal(frames(allowed.body).length, 2);
+});
+
+test("a watcher that stops reading holds back no one; reading again, it gets the latest status", async () => {
+  const served = await fx.serve();
+  const session = http2.connect(served.url);
+  try {
+    // No "data" listener: the stream stays paused, so its flow-control window runs out.
+    const slow = session.request({ ":method": "POST", ":path": PATH, "content-type": "application/grpc" });
+    slow.end(envelope(0, request("default")));
+    await new Promise((resolve) => slow.once("response", resolve));
+
+    const fast = client(StateService, "grpc over h2c", served.url)
+      .watchLock({ workspace: "default" })
+      [Symbol.asyncIterator]();
+    assert.equal((await fast.next()).value?.kind, LockEventKind.SNAPSHOT);
+    assert.equal((await fast.next()).value?.kind, LockEventKind.SNAPSHOT_COMPLETE);
+    const locker = client(StateService, "grpc over h2c", served.url);
+    const info = "i".repeat(40_000); // two events fill the 64 KiB window
+    for (let i = 0; i < 6; i++) {
+      await locker.lock({ workspace: "default", lock: { id: `slow-${i}`, info } });
+      assert.equal((await fast.next()).value?.lock?.id, `slow-${i}`, "the reading watcher is not held up");
+      await locker.unlock({ workspace: "default", lockId: `slow-${i}` });
+      assert.equal((await fast.next()).value?.kind, LockEventKind.UNLOCKED);
+    }
+
+    let body = Buffer.alloc(0);
+    const last = await new Promise<string>((resolve, reject) => {
+      slow.on("data", (chunk: Buffer) => {
+        body = Buffer.concat([body, chunk]);
+        const events = frames(body).map((f) => fromBinary(WatchLockResponseSchema, f.payload));
+        const end = events.at(-1);
+        if (end?.kind === LockEventKind.UNLOCKED && end.lock?.id === "slow-5") resolve("slow-5");
+      });
+      slow.once("close", () => reject(new Error("the slow stream closed")));
+    });
+    assert.equal(last, "slow-5", "the slow watcher catches up with the latest status");
+    assert.ok(frames(body).length <= 2 + 12, "and never gets more than every event once");
+  } finally {
+    session.destroy();
+  }
 });
 
 test("2,000 watchers over HTTP/2 all receive a change; cancelling them frees every stream", async () => {
