@@ -101,26 +101,19 @@ export class StreamResponse {
     return this.#stream.destroyed || this.#stream.closed;
   }
 
-  /** Writes a data frame, sending the headers first; false when the caller should await `drained()`. */
+  /** Writes a data frame, sending the headers first; false when the caller should wait for `onDrain`. */
   write(frame: Uint8Array): boolean {
     if (this.#ended || this.#gone) return true;
     if (!this.#started) this.#start();
     return this.#stream.write(frame);
   }
 
-  /** Settles when the stream takes writes again, or has closed. */
-  drained(): Promise<void> {
-    const stream = this.#stream;
-    if (this.#gone || !stream.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        stream.off("drain", done);
-        stream.off("close", done);
-        resolve();
-      };
-      stream.on("drain", done);
-      stream.on("close", done);
-    });
+  /**
+   * Calls `listener` once when the stream takes writes again. Not when it closes instead: whoever
+   * writes learns of that from the stream's "close".
+   */
+  onDrain(listener: () => void): void {
+    this.#stream.once("drain", listener);
   }
 
   /** Ends the response: successfully, or with the error in the protocol's form. Once. */

@@ -203,7 +203,7 @@ class WatchCall {
           );
         }
         if (!this.#res.write(frame)) {
-          this.#stream.once("drain", this.#pump);
+          this.#res.onDrain(this.#pump);
           return;
         }
       }
