@@ -64,8 +64,25 @@ test("RPCs are traced with the registry requests in the same trace, and their la
 
   const c = client(StateService, "grpc over h2c", url);
   await c.putState({ workspace: "default", state: text('{"traced":true}') });
+  // A watch over h2c is served by the WatchLock endpoint, below Connect; shutdown ends it.
+  const watch = c.watchLock({ workspace: "default" })[Symbol.asyncIterator]();
+  await watch.next(); // the snapshot
+  await watch.next(); // SNAPSHOT_COMPLETE
+  const watchEnded = watch.next().then(
+    () => "no error",
+    (e: unknown) => String(e),
+  );
   run.child.kill("SIGTERM");
+  assert.match(await watchEnded, /unavailable/i);
   assert.deepEqual(await run.exited, { code: 0, signal: null });
+
+  const watchSpan = collector.spans.find((s) => s.name === "tfstate.v1.StateService/WatchLock");
+  assert.ok(watchSpan, `no WatchLock span among ${collector.spans.map((s) => s.name).join(", ")}`);
+  const watchAttrs = Object.fromEntries(
+    (watchSpan.attributes ?? []).map((a) => [a.key, Object.values(a.value)[0]]),
+  );
+  assert.equal(watchAttrs["rpc.system"], "grpc");
+  assert.equal(Number(watchAttrs["rpc.grpc.status_code"]), 14, "ended by the shutdown: UNAVAILABLE");
 
   const rpc = collector.spans.find((s) => s.name === "tfstate.v1.StateService/PutState");
   assert.ok(rpc, `no PutState span among ${collector.spans.map((s) => s.name).join(", ")}`);
