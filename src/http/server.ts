@@ -18,6 +18,7 @@ import { rpcTelemetry, telemetryInterceptor } from "../rpc/telemetry-interceptor
 import { type Authenticator, type AuthRequest, allowAll } from "./auth.ts";
 import { COMPRESS_MIN_BYTES, SERVER_COMPRESSIONS } from "./compression.ts";
 import { ConnectionTracker } from "./connections.ts";
+import { GET_STATE_PATH, GetStateEndpoint } from "./get-state-endpoint.ts";
 import { createListener, type NodeHandler, type NodeRequest, type NodeResponse } from "./listener.ts";
 import { PROBE_PATHS, serveProbe } from "./probes.ts";
 import { pathOf, requestHeaders } from "./request-parts.ts";
@@ -181,6 +182,7 @@ export function createServer(opts: ServerOptions): TfstateServer {
         await serveRoute(route, req, res, path);
         return;
       }
+      if (getState.serve(req, res)) return;
       rpc.handle(req, res);
     } catch (err) {
       logger.error("request failed", { method: req.method, path, error: err });
@@ -203,6 +205,17 @@ export function createServer(opts: ServerOptions): TfstateServer {
     telemetry,
     logger,
     maxMessageBytes,
+  });
+  const getState = new GetStateEndpoint({
+    deps: { coordinator: opts.coordinator },
+    authenticate: (headers, remoteAddress) =>
+      authenticate({ method: "POST", path: GET_STATE_PATH, headers, remoteAddress, secure, kind: "rpc" }),
+    telemetry,
+    logger,
+    maxMessageBytes,
+    compressions: SERVER_COMPRESSIONS,
+    compressMinBytes: COMPRESS_MIN_BYTES,
+    cutOffSignal: cutOff.signal,
   });
   const listener = createListener({
     handler,

@@ -160,7 +160,8 @@ export class StreamResponse {
   }
 }
 
-function headersObject(headers: Headers): OutgoingHttpHeaders {
+/** Headers as Node takes them for a response or trailers. */
+export function headersObject(headers: Headers): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   headers.forEach((value, name) => {
     out[name] = value;

@@ -16,14 +16,14 @@ import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import { context } from "@opentelemetry/api";
 import type { LockWatch } from "../coordinator/types.ts";
-import { CanceledError, InvalidArgumentError, ResourceExhaustedError } from "../errors.ts";
+import { InvalidArgumentError, ResourceExhaustedError } from "../errors.ts";
 import { StateService, WatchLockRequestSchema } from "../gen/tfstate/v1/state_service_pb.ts";
 import type { Logger } from "../log.ts";
 import type { RpcDeps } from "../rpc/deps.ts";
-import { COMPRESSED_FLAG } from "../rpc/envelope.ts";
 import { toConnectError } from "../rpc/errors.ts";
 import type { RpcCall, RpcTelemetry } from "../rpc/telemetry-interceptor.ts";
 import { openWatch, watchFrame, watchShutDown } from "../rpc/watch-lock.ts";
+import { readBody, singleMessage } from "./request-message.ts";
 import { pathOf, requestHeaders } from "./request-parts.ts";
 import { StreamResponse, type StreamWire, streamWire } from "./stream-wire.ts";
 
@@ -230,8 +230,8 @@ class WatchCall {
 
   /** The one request message, read to the end of the request stream. */
   async #readRequest() {
-    const body = await readBody(this.#stream, this.#opts.maxMessageBytes + 5);
-    const payload = singleMessage(body);
+    const body = await readBody(this.#stream, METHOD, this.#opts.maxMessageBytes, 5);
+    const payload = singleMessage(body, METHOD);
     try {
       return this.#wire.codec === "proto"
         ? fromBinary(WatchLockRequestSchema, payload)
@@ -245,69 +245,3 @@ class WatchCall {
 }
 
 function ignore(): void {}
-
-/** The request body, up to `limit` bytes. */
-function readBody(stream: ServerHttp2Stream, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = () => {
-      stream.off("data", onData);
-      stream.off("end", onEnd);
-      stream.off("close", onClose);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.byteLength;
-      if (size <= limit) {
-        chunks.push(chunk);
-        return;
-      }
-      cleanup();
-      stream.resume();
-      reject(
-        new ResourceExhaustedError(
-          `the WatchLock request is larger than the ${limit - 5}-byte message limit`,
-          limit - 5,
-        ),
-      );
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
-    };
-    const onClose = () => {
-      cleanup();
-      reject(new CanceledError("the client closed the stream before sending its request"));
-    };
-    stream.on("data", onData);
-    stream.once("end", onEnd);
-    stream.once("close", onClose);
-  });
-}
-
-/** The payload of the body's only message envelope. */
-function singleMessage(body: Buffer): Uint8Array {
-  if (body.byteLength < 5) {
-    throw new InvalidArgumentError(
-      `the WatchLock request must be one enveloped message, got ${body.byteLength} bytes`,
-    );
-  }
-  const flags = body[0] as number;
-  const length = body.readUInt32BE(1);
-  if (flags & COMPRESSED_FLAG) {
-    throw new InvalidArgumentError(
-      "the WatchLock request message is compressed, but the request names no encoding",
-    );
-  }
-  if (flags !== 0) {
-    throw new InvalidArgumentError(`the WatchLock request message has unknown flags 0x${flags.toString(16)}`);
-  }
-  if (5 + length !== body.byteLength) {
-    throw new InvalidArgumentError(
-      5 + length > body.byteLength
-        ? `the WatchLock request message is cut short: ${body.byteLength - 5} of ${length} bytes`
-        : "WatchLock takes exactly one request message, got more",
-    );
-  }
-  return body.subarray(5);
-}

@@ -21,10 +21,10 @@ import {
   metadataFromPayload,
   metadataFromPut,
   metadataFromReader,
-  notModifiedMetadata,
   stateVersionToProto,
 } from "./convert.ts";
 import { type RpcDeps, versionArg, workspaceArg } from "./deps.ts";
+import { getStateAnswer } from "./get-state.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
 import { rechunk, slices } from "./rechunk.ts";
 import { checkUnaryState, STREAM_CHUNK_BYTES, StateSizeError, unaryStateLimit } from "./size-limits.ts";
@@ -49,20 +49,8 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
   };
 
   return {
-    async getState(req, ctx) {
-      const ws = workspaceArg(req.workspace);
-      if (req.ifNoneMatch !== "") {
-        // The manifest alone says whether the caller's copy is current: no blob read for that.
-        const head = await coordinator.stateHead(ws, callOptions(ctx));
-        if (!head) throw new NotFoundError(`workspace ${JSON.stringify(ws)} has no state`);
-        if (head.digest === req.ifNoneMatch) {
-          return { metadata: notModifiedMetadata(ws, head), notModified: true };
-        }
-      }
-      const payload = await coordinator.getState(ws, callOptions(ctx));
-      if (!payload) throw new NotFoundError(`workspace ${JSON.stringify(ws)} has no state`);
-      checkUnaryState(`the state of workspace ${JSON.stringify(ws)}`, payload.size, unaryLimit(ctx));
-      return { metadata: metadataFromPayload(ws, payload), state: payload.data };
+    getState(req, ctx) {
+      return getStateAnswer(deps, req, callOptions(ctx), unaryLimit(ctx));
     },
 
     async putState(req, ctx) {

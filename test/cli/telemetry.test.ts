@@ -64,6 +64,8 @@ test("RPCs are traced with the registry requests in the same trace, and their la
 
   const c = client(StateService, "grpc over h2c", url);
   await c.putState({ workspace: "default", state: text('{"traced":true}') });
+  // Binary GetState is served by the GetState endpoint, below Connect.
+  assert.equal((await c.getState({ workspace: "default" })).state.byteLength, 15);
   // A watch over h2c is served by the WatchLock endpoint, below Connect; shutdown ends it.
   const watch = c.watchLock({ workspace: "default" })[Symbol.asyncIterator]();
   await watch.next(); // the snapshot
@@ -101,6 +103,17 @@ test("RPCs are traced with the registry requests in the same trace, and their la
   assert.ok(
     registryCalls.some((s) => s.name === "HTTP PUT"),
     "the manifest PUT is part of the RPC's trace",
+  );
+  const read = collector.spans.find((s) => s.name === "tfstate.v1.StateService/GetState");
+  assert.ok(read, `no GetState span among ${collector.spans.map((s) => s.name).join(", ")}`);
+  const readAttrs = Object.fromEntries(
+    (read.attributes ?? []).map((a) => [a.key, Object.values(a.value)[0]]),
+  );
+  assert.equal(readAttrs["rpc.system"], "grpc");
+  assert.equal(Number(readAttrs["rpc.grpc.status_code"]), 0);
+  assert.ok(
+    collector.spans.some((s) => s.traceId === read.traceId && s.name === "HTTP GET"),
+    "the manifest GET is part of the GetState trace",
   );
   assert.ok(collector.metricNames.has("rpc.server.call.duration"), [...collector.metricNames].join(", "));
   assert.ok(
