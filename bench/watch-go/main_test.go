@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -277,5 +279,32 @@ func TestReportsABadOpen(t *testing.T) {
 	var m errorMessage
 	if err := json.Unmarshal(s.messages.Bytes(), &m); err != nil || m.Type != "error" || m.Message == "" {
 		t.Fatalf("got %q, want an error message", s.messages.Text())
+	}
+}
+
+func TestDeferGCTurnsTheCollectorOffUnlessTheEnvironmentSaysOtherwise(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	beforeLimit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() {
+		debug.SetGCPercent(before)
+		debug.SetMemoryLimit(beforeLimit)
+	})
+
+	env := map[string]string{"GOMEMLIMIT": "512MiB"}
+	if deferGC(func(k string) string { return env[k] }) {
+		t.Fatal("deferGC overrode GOMEMLIMIT")
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GC percent %d after a refused deferGC, want 100", got)
+	}
+
+	if !deferGC(func(string) string { return "" }) {
+		t.Fatal("deferGC did nothing with neither GOGC nor GOMEMLIMIT set")
+	}
+	if got := debug.SetGCPercent(100); got != -1 {
+		t.Fatalf("GC percent %d, want -1 (off)", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != gcMemoryLimit {
+		t.Fatalf("memory limit %d, want %d", got, gcMemoryLimit)
 	}
 }
