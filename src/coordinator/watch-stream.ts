@@ -18,6 +18,12 @@ export class WatchStream implements LockWatch {
   readonly workspace: string | undefined;
   readonly #capacity: number;
   readonly #onClose: (stream: WatchStream) => void;
+  /**
+   * The oldest event not yet taken, kept out of `#queue`: a watch of a live consumer holds one
+   * event at a time, and this way it does so without touching an array. Events behind it, when the
+   * consumer lags, queue in `#queue` from `#head` on.
+   */
+  #first: LockEvent | undefined;
   #queue: LockEvent[] = [];
   #head = 0;
   #waiter: { resolve: (r: IteratorResult<LockEvent>) => void; reject: (err: unknown) => void } | null = null;
@@ -44,7 +50,7 @@ export class WatchStream implements LockWatch {
 
   /** Events not yet taken by the consumer. */
   get pending(): number {
-    return this.#queue.length - this.#head;
+    return (this.#first !== undefined ? 1 : 0) + this.#queue.length - this.#head;
   }
 
   /** Events merged into queued ones because the consumer lagged. */
@@ -60,17 +66,28 @@ export class WatchStream implements LockWatch {
       w.resolve({ value: event, done: false });
       return;
     }
-    if (this.pending >= this.#capacity && event.kind !== "snapshot_complete") this.#coalesce(event);
+    const pending = this.pending;
+    if (pending >= this.#capacity && event.kind !== "snapshot_complete") this.#coalesce(event);
+    else if (pending === 0) this.#first = event;
     else this.#queue.push(event);
     this.#signalReady();
   }
 
   take(): LockEvent | undefined {
+    const first = this.#first;
+    if (first !== undefined) {
+      this.#first = undefined;
+      return first;
+    }
     if (this.#head >= this.#queue.length) return undefined;
     const value = this.#queue[this.#head] as LockEvent;
     this.#head++;
-    // Compact now and then so a long-lived stream does not keep delivered events.
-    if (this.#head >= 64 && this.#head * 2 >= this.#queue.length) {
+    if (this.#head === this.#queue.length) {
+      // Drained: keep the array (and its room) for the next lag, without the delivered events.
+      this.#queue.length = 0;
+      this.#head = 0;
+    } else if (this.#head >= 64 && this.#head * 2 >= this.#queue.length) {
+      // Compact now and then so a long-lived stream does not keep delivered events.
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
     }
@@ -99,6 +116,12 @@ export class WatchStream implements LockWatch {
   #coalesce(event: WorkspaceEvent): void {
     let snapshotAt = -1;
     const kept: LockEvent[] = [];
+    if (this.#first !== undefined) {
+      // Queue order: the first event, then the rest.
+      this.#queue.splice(0, this.#head, this.#first);
+      this.#head = 0;
+      this.#first = undefined;
+    }
     for (let i = this.#head; i < this.#queue.length; i++) {
       const queued = this.#queue[i] as LockEvent;
       if (queued.kind !== "snapshot_complete" && queued.workspace === event.workspace) {
@@ -128,6 +151,7 @@ export class WatchStream implements LockWatch {
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#first = undefined;
     this.#queue = [];
     this.#head = 0;
     this.#onClose(this);

@@ -76,6 +76,33 @@ describe("WatchStream buffering", () => {
     assert.deepEqual(await drain(s), ["locked:a:2"]);
   });
 
+  test("taking while events arrive keeps them in order, lag and coalescing included", () => {
+    const s = new WatchStream(undefined, 3, () => {});
+    const take = () => {
+      const e = s.take();
+      return e === undefined ? undefined : label(e);
+    };
+    s.push(complete);
+    assert.equal(take(), "snapshot_complete");
+    assert.equal(take(), undefined);
+    s.push(locked("a", "1"));
+    s.push(locked("b", "1"));
+    assert.equal(take(), "locked:a:1");
+    s.push(unlocked("b", "1"));
+    s.push(locked("c", "1"));
+    assert.equal(s.pending, 3);
+    // Full: the new change of b replaces both queued ones, behind c's.
+    s.push(locked("b", "2"));
+    assert.deepEqual([take(), take(), take()], ["locked:c:1", "locked:b:2", undefined]);
+    assert.equal(s.coalesced, 2);
+    for (let i = 0; i < 200; i++) {
+      s.push(locked("a", String(i)));
+      s.push(unlocked("a", String(i)));
+      assert.deepEqual([take(), take()], [`locked:a:${i}`, `unlocked:a:${i}`]);
+    }
+    assert.equal(s.pending, 0);
+  });
+
   test("a waiting next() gets the event at once; end() finishes it and every later one", async () => {
     let closed = 0;
     const s = new WatchStream("a", 2, () => closed++);
