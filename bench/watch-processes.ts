@@ -70,10 +70,18 @@ export async function prepareWatchClients(kind: WatchClientKind): Promise<WatchC
   }
   return {
     kind,
-    description: "gRPC (binary) over HTTP/2 (h2c), Go connect-go clients",
+    description: `gRPC (binary) over HTTP/2 (h2c), Go connect-go clients (${goGcSetting()})`,
     start: () => new WatchClient(jsonLinesChannel(spawn(binary, [], { stdio: ["pipe", "pipe", "inherit"] }))),
     dispose,
   };
+}
+
+/** What the Go watcher process does with its garbage collector (see deferGC in bench/watch-go). */
+function goGcSetting(): string {
+  const set = ["GOGC", "GOMEMLIMIT"]
+    .filter((k) => (process.env[k] ?? "") !== "")
+    .map((k) => `${k}=${process.env[k]}`);
+  return set.length > 0 ? `GC: ${set.join(" ")}` : "GC off up to a 2 GiB heap";
 }
 
 async function goBuild(output: string): Promise<void> {

@@ -6,7 +6,8 @@
 // It speaks bench/watch-protocol.ts as JSON lines: commands on stdin, messages on stdout. It exits
 // on "close" or when stdin closes (the benchmark went away).
 //
-// Its garbage collector is deferred (see deferGC) unless GOGC or GOMEMLIMIT is set.
+// Its garbage collector runs between rounds, not during them (see deferGC), unless GOGC or
+// GOMEMLIMIT is set.
 //
 // With BENCH_WATCH_GO_CPU_PROFILE_DIR set, it writes a CPU profile there, cpu-<pid>.pprof, for
 // `go tool pprof`.
@@ -19,6 +20,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"time"
@@ -34,10 +36,10 @@ const maxCommandBytes = 1 << 20
 const gcMemoryLimit = 2 << 30
 
 func main() {
-	deferGC(os.Getenv)
+	betweenRounds := deferGC(os.Getenv)
 	stopProfile, err := startCPUProfile(os.Getenv("BENCH_WATCH_GO_CPU_PROFILE_DIR"))
 	if err == nil {
-		err = run(os.Stdin, os.Stdout)
+		err = run(os.Stdin, os.Stdout, betweenRounds)
 		stopProfile()
 	}
 	if err != nil {
@@ -46,7 +48,9 @@ func main() {
 	}
 }
 
-func run(in io.Reader, out io.Writer) error {
+// run serves the commands on in; with gcBetweenRounds, it collects garbage on each "collect"
+// (the benchmark sends it once a round is over) before answering it.
+func run(in io.Reader, out io.Writer, gcBetweenRounds bool) error {
 	clock, err := newMonoClock()
 	if err != nil {
 		return fmt.Errorf("cannot read CLOCK_MONOTONIC: %w", err)
@@ -73,6 +77,9 @@ func run(in io.Reader, out io.Writer) error {
 			opened = true
 			go w.open(cmd)
 		case "collect":
+			if gcBetweenRounds {
+				runtime.GC()
+			}
 			w.collect(cmd.LockID)
 		case "close":
 			return nil
@@ -84,13 +91,13 @@ func run(in io.Reader, out io.Writer) error {
 	return lines.Err()
 }
 
-// deferGC turns the garbage collector off up to gcMemoryLimit of heap, unless the environment
-// sets GOGC or GOMEMLIMIT. This one process stands in for thousands of clients that would run on
-// as many machines, and its collector, working for all of them at once, runs on the CPUs the
-// server under measurement shares with it: with Go's default (GOGC=100) a collection now and then
-// lands in a round and holds up the deliveries of that round by tens of milliseconds, which the
-// benchmark would count against the server. A run of the benchmark allocates far less than the
-// limit.
+// deferGC turns the garbage collector off (up to gcMemoryLimit of heap, as a safety net) so that
+// it runs only between rounds, unless the environment sets GOGC or GOMEMLIMIT; it reports whether
+// it did. This one process stands in for thousands of clients that would run on as many machines,
+// and its collector, working for all of them at once, runs on the CPUs the server under
+// measurement shares with it: with Go's default (GOGC=100) a collection now and then landed in a
+// round and held that round's deliveries back by tens of milliseconds, which the benchmark counted
+// against the server. Between rounds the server is idle.
 func deferGC(getenv func(string) string) bool {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		return false

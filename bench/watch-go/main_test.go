@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -140,7 +141,7 @@ func startSession(t *testing.T) *session {
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := run(inR, outW)
+		err := run(inR, outW, true)
 		_ = outW.Close()
 		done <- err
 	}()
@@ -209,8 +210,17 @@ func TestWatchersOverJSONLines(t *testing.T) {
 		t.Fatalf("got %v, want unlocked l1 delivered", m)
 	}
 
+	// With the collector off, as deferGC leaves it, only the collect command can run one.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
 	s.send(map[string]any{"type": "collect", "lockId": "l1"})
 	m := s.next()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if after.NumGC <= before.NumGC {
+		t.Fatalf("no garbage collection ran for the collect command (%d before, %d after)", before.NumGC, after.NumGC)
+	}
 	if m["type"] != "times" || m["lockId"] != "l1" {
 		t.Fatalf("got %v, want times of l1", m)
 	}
