@@ -81,7 +81,7 @@ function goGcSetting(): string {
   const set = ["GOGC", "GOMEMLIMIT"]
     .filter((k) => (process.env[k] ?? "") !== "")
     .map((k) => `${k}=${process.env[k]}`);
-  return set.length > 0 ? `GC: ${set.join(" ")}` : "GC off up to a 2 GiB heap";
+  return set.length > 0 ? `GC: ${set.join(" ")}` : "GC between rounds only";
 }
 
 async function goBuild(output: string): Promise<void> {
