@@ -15,8 +15,7 @@
  * requests and the rest stay with Connect.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { Compression } from "@connectrpc/connect/protocol";
-import { createDeadlineSignal } from "@connectrpc/connect/protocol";
+import { type Compression, createDeadlineSignal } from "@connectrpc/connect/protocol";
 import { context } from "@opentelemetry/api";
 import { CanceledError, InvalidArgumentError } from "../errors.ts";
 import {
@@ -52,7 +51,7 @@ export interface GetStateEndpointOptions {
   logger: Logger;
   /** Largest message read or written, in bytes. */
   maxMessageBytes: number;
-  /** The compressions the server offers, in its order of preference, as for Connect. */
+  /** The compressions the server offers, as for Connect: a response uses the first the client accepts. */
   compressions: readonly Compression[];
   /** Messages smaller than this are sent uncompressed. */
   compressMinBytes: number;
@@ -141,23 +140,22 @@ export class GetStateEndpoint {
    */
   async #encode(answer: GetStateAnswer, compression: Compression | null): Promise<UnaryMessage> {
     const state = answer.state ?? new Uint8Array(0);
-    const compress = compression !== null ? compression : undefined;
     if (state.byteLength === 0) {
       const whole = toBinary(GetStateResponseSchema, create(GetStateResponseSchema, answer));
-      if (compress === undefined || whole.byteLength < this.#opts.compressMinBytes) {
+      if (compression === null || whole.byteLength < this.#opts.compressMinBytes) {
         return { head: whole, compressed: false };
       }
-      return { head: await compress.compress(whole), compressed: true };
+      return { head: await compression.compress(whole), compressed: true };
     }
     const metadata = toBinary(
       GetStateResponseSchema,
       create(GetStateResponseSchema, { metadata: answer.metadata }),
     );
     const prefix = Buffer.concat([metadata, fieldHeader(STATE_FIELD_TAG, state.byteLength)]);
-    if (compress === undefined || prefix.byteLength + state.byteLength < this.#opts.compressMinBytes) {
+    if (compression === null || prefix.byteLength + state.byteLength < this.#opts.compressMinBytes) {
       return { head: prefix, tail: state, compressed: false };
     }
-    return { head: await this.#compressedFor(state, prefix, compress), compressed: true };
+    return { head: await this.#compressedFor(state, prefix, compression), compressed: true };
   }
 
   /** The compressed message for `state` after `prefix`: made once, then reused while `state` lives. */
