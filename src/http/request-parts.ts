@@ -17,3 +17,8 @@ export function requestHeaders(raw: IncomingHttpHeaders): Headers {
   }
   return headers;
 }
+
+/** Whether a content-encoding header (Connect's or gRPC's) leaves the body as it is. */
+export function uncompressed(encoding: string | string[] | undefined): boolean {
+  return encoding === undefined || encoding === "identity";
+}

@@ -198,18 +198,21 @@ export function createServer(opts: ServerOptions): TfstateServer {
   const handler: NodeHandler = (req, res) => {
     void dispatch(req, res);
   };
+  /** The authentication point for an RPC served below Connect, at `path`. */
+  const rpcAuthenticator =
+    (path: string) =>
+    (headers: Headers, remoteAddress: string | undefined): Promise<Principal> =>
+      authenticate({ method: "POST", path, headers, remoteAddress, secure, kind: "rpc" });
   const watch = new WatchEndpoint({
     deps: { coordinator: opts.coordinator, drainSignal: drain.signal },
-    authenticate: (headers, remoteAddress) =>
-      authenticate({ method: "POST", path: WATCH_LOCK_PATH, headers, remoteAddress, secure, kind: "rpc" }),
+    authenticate: rpcAuthenticator(WATCH_LOCK_PATH),
     telemetry,
     logger,
     maxMessageBytes,
   });
   const getState = new GetStateEndpoint({
     deps: { coordinator: opts.coordinator },
-    authenticate: (headers, remoteAddress) =>
-      authenticate({ method: "POST", path: GET_STATE_PATH, headers, remoteAddress, secure, kind: "rpc" }),
+    authenticate: rpcAuthenticator(GET_STATE_PATH),
     telemetry,
     logger,
     maxMessageBytes,

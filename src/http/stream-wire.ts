@@ -35,6 +35,7 @@ import {
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
 import { envelope } from "../rpc/envelope.ts";
+import { uncompressed } from "./request-parts.ts";
 
 export type WireProtocol = "connect" | "grpc" | "grpc-web";
 
@@ -54,7 +55,7 @@ export function streamWire(headers: IncomingHttpHeaders): StreamWire | undefined
   const contentType = headers["content-type"] ?? null;
   const connect = parseConnectContentType(contentType);
   if (connect?.stream) {
-    if (!identity(headers["connect-content-encoding"]) || headers["connect-timeout-ms"] !== undefined) {
+    if (!uncompressed(headers["connect-content-encoding"]) || headers["connect-timeout-ms"] !== undefined) {
       return undefined;
     }
     return { protocol: "connect", codec: connect.binary ? "proto" : "json" };
@@ -63,15 +64,11 @@ export function streamWire(headers: IncomingHttpHeaders): StreamWire | undefined
   const grpc = grpcWeb === undefined ? parseGrpcContentType(contentType) : undefined;
   const found = grpcWeb ?? grpc;
   if (found === undefined || grpcWeb?.text) return undefined;
-  if (!identity(headers["grpc-encoding"]) || headers["grpc-timeout"] !== undefined) return undefined;
+  if (!uncompressed(headers["grpc-encoding"]) || headers["grpc-timeout"] !== undefined) return undefined;
   return {
     protocol: grpcWeb !== undefined ? "grpc-web" : "grpc",
     codec: found.binary ? "proto" : "json",
   };
-}
-
-function identity(encoding: string | string[] | undefined): boolean {
-  return encoding === undefined || encoding === "identity";
 }
 
 const CONTENT_TYPES: Record<WireProtocol, Record<StreamWire["codec"], string>> = {

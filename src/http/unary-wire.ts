@@ -38,6 +38,7 @@ import {
 } from "@connectrpc/connect/protocol-grpc-web";
 import { COMPRESSED_FLAG, envelope } from "../rpc/envelope.ts";
 import type { NodeRequest, NodeResponse } from "./listener.ts";
+import { uncompressed } from "./request-parts.ts";
 import { headersObject } from "./stream-wire.ts";
 
 export type UnaryProtocol = "connect" | "grpc" | "grpc-web";
@@ -70,7 +71,7 @@ export function unaryWire(req: NodeRequest, compressions: readonly Compression[]
   const contentType = h["content-type"] ?? null;
   const connect = parseConnectContentType(contentType);
   if (connect !== undefined) {
-    if (!connect.binary || connect.stream || !identity(h["content-encoding"])) return undefined;
+    if (!connect.binary || connect.stream || !uncompressed(h["content-encoding"])) return undefined;
     return {
       protocol: "connect",
       framing: 0,
@@ -81,7 +82,7 @@ export function unaryWire(req: NodeRequest, compressions: readonly Compression[]
   const grpcWeb = parseGrpcWebContentType(contentType);
   const grpc = grpcWeb === undefined ? parseGrpcContentType(contentType) : undefined;
   const found = grpcWeb ?? grpc;
-  if (found === undefined || !found.binary || grpcWeb?.text || !identity(h["grpc-encoding"]))
+  if (found === undefined || !found.binary || grpcWeb?.text || !uncompressed(h["grpc-encoding"]))
     return undefined;
   if (grpc !== undefined && req.httpVersionMajor !== 2) return undefined;
   return {
@@ -90,10 +91,6 @@ export function unaryWire(req: NodeRequest, compressions: readonly Compression[]
     timeout: parseGrpcTimeout(one(h["grpc-timeout"]), Number.MAX_SAFE_INTEGER),
     responseCompression: negotiate(compressions, one(h["grpc-accept-encoding"])),
   };
-}
-
-function identity(encoding: string | string[] | undefined): boolean {
-  return encoding === undefined || encoding === "identity";
 }
 
 function one(value: string | string[] | undefined): string | null {
