@@ -8,6 +8,7 @@ import {
   DEFAULT_WORKSPACE,
   emptyLockInfo,
   type LockInfo,
+  type PreparedState,
   type PutResult,
   type StateManager,
   validateWorkspaceName,
@@ -145,19 +146,20 @@ class ServiceCoordinator implements Coordinator {
   }
 
   putState(ws: string, data: Uint8Array, opts?: WriteOptions) {
-    return this.#fenced(ws, opts, (mgr, o) => mgr.put(data, o));
+    return this.#write(ws, opts, (mgr, o) => mgr.prepare({ bytes: data }, o));
   }
 
   putStateStream(ws: string, stream: AsyncIterable<Uint8Array>, opts?: WriteOptions) {
-    return this.#fenced(ws, opts, (mgr, o) => mgr.putStream(stream, o));
+    return this.#write(ws, opts, (mgr, o) => mgr.prepare({ stream }, o));
   }
 
   deleteState(ws: string, opts?: WriteOptions) {
     return this.#fenced(ws, opts, (mgr, o) => mgr.delete(o));
   }
 
+  /** The version's blob is stored already: reading it and moving the tags all happen in the turn. */
   restoreVersion(ws: string, version: number, opts?: WriteOptions): Promise<PutResult> {
-    return this.#fenced(ws, opts, (mgr, o) => mgr.restoreVersion(version, o));
+    return this.#fenced(ws, opts, async (mgr, o) => mgr.commit(await mgr.prepareRestore(version, o), o));
   }
 
   listVersions(ws: string, opts?: CallOptions) {
@@ -169,7 +171,43 @@ class ServiceCoordinator implements Coordinator {
   }
 
   /**
-   * A write or delete, in the workspace's queue, after the fencing check.
+   * A state write in two parts. The body is received, checked and pushed as a layer blob first,
+   * outside the workspace's queue: a blob is content-addressed and no tag names it yet, so it needs
+   * no turn, and a client that sends slowly (or stops) holds up nobody else on the workspace. Only
+   * the commit (the fencing check, then the tag moves) takes a turn. A write the fence refuses has
+   * still uploaded its blob, which stays unreferenced; so does one whose caller gives up while it
+   * waits for its turn. Writes commit in the order their bodies were ready, not the order they
+   * arrived in; each commit decides its version number in its turn, so versions never collide.
+   *
+   * The lock is not checked before the upload: what the coordinator last saw of it may be stale (a
+   * ghoten CLI can unlock behind its back), and reading it then would cost a request on every write.
+   */
+  #write(
+    ws: string,
+    opts: WriteOptions | undefined,
+    prepare: (mgr: StateManager, o: CallOptions) => Promise<PreparedState>,
+  ): Promise<PutResult> {
+    return this.#run(async () => {
+      validateWorkspaceName(ws);
+      const prepared = await prepare(this.#mgr(ws), callOptions(opts));
+      return this.#inTurn(ws, opts, (mgr, o) => mgr.commit(prepared, o));
+    });
+  }
+
+  /** A write or delete that does all its work in the workspace's turn, after the fencing check. */
+  #fenced<T>(
+    ws: string,
+    opts: WriteOptions | undefined,
+    write: (mgr: StateManager, o: CallOptions) => Promise<T>,
+  ): Promise<T> {
+    return this.#run(() => {
+      validateWorkspaceName(ws);
+      return this.#inTurn(ws, opts, write);
+    });
+  }
+
+  /**
+   * Runs `write` in the workspace's queue, after the fencing check.
    *
    * The check reads the lock tag every time rather than trusting what the coordinator last saw:
    * a ghoten CLI can lock the workspace behind the service's back, and a write must respect that.
@@ -180,28 +218,25 @@ class ServiceCoordinator implements Coordinator {
    * landing in those milliseconds is not seen (docs/oras-wire-format.md §4.2). Inside the process
    * the gap does not exist, because lock, unlock and writes on a workspace take turns.
    */
-  #fenced<T>(
+  #inTurn<T>(
     ws: string,
     opts: WriteOptions | undefined,
     write: (mgr: StateManager, o: CallOptions) => Promise<T>,
-  ) {
-    return this.#run(() => {
-      validateWorkspaceName(ws);
-      return this.#queue.run(
-        ws,
-        async () => {
-          const known = await this.#locks.verify(ws, callOptions(opts));
-          try {
-            assertWriteAllowed(ws, known, opts?.lockId);
-          } catch (err) {
-            this.#metrics.fencedWrites.add(1);
-            throw err;
-          }
-          return write(this.#mgr(ws), callOptions(opts));
-        },
-        { ...callOptions(opts), what: `write to workspace ${JSON.stringify(ws)}` },
-      );
-    });
+  ): Promise<T> {
+    return this.#queue.run(
+      ws,
+      async () => {
+        const known = await this.#locks.verify(ws, callOptions(opts));
+        try {
+          assertWriteAllowed(ws, known, opts?.lockId);
+        } catch (err) {
+          this.#metrics.fencedWrites.add(1);
+          throw err;
+        }
+        return write(this.#mgr(ws), callOptions(opts));
+      },
+      { ...callOptions(opts), what: `write to workspace ${JSON.stringify(ws)}` },
+    );
   }
 
   // ---- locks ----

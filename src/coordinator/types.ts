@@ -11,7 +11,8 @@ import type {
 
 /**
  * The coordinator's surface, used by every wire adapter (rpc, tfhttp). It serialises lock, unlock,
- * put, delete and restore per workspace inside the process, fences writes on a locked workspace
+ * put, delete and restore per workspace inside the process (a put's body is received and stored
+ * as a blob before its turn; only its commit is serialised), fences writes on a locked workspace
  * with the holder's lock ID, and fans lock changes out to watchers. Errors are the domain errors
  * of src/errors.ts (LockError for a held lock, with the holder's LockInfo).
  */
@@ -126,8 +127,18 @@ export interface Coordinator {
   /** The state's manifest facts without its content (null when there is no state). */
   stateHead(workspace: string, opts?: CallOptions): Promise<StateHead | null>;
   openRead(workspace: string, opts?: CallOptions): Promise<StateReader | null>;
+  /**
+   * Writes a new state. The body is checked and pushed as a blob before the write takes its turn on
+   * the workspace; only the fencing check and the tag moves run in the turn. A refused write (held
+   * lock, canceled while queued) leaves its blob unreferenced and the old state current.
+   */
   putState(workspace: string, data: Uint8Array, opts?: WriteOptions): Promise<PutResult>;
-  /** The stream is read only once the write's turn comes (after the fencing check). */
+  /**
+   * Like putState, from a stream read once. The stream is read to its end before the write takes
+   * its turn (so a slow sender holds up no other operation on the workspace) and before the fencing
+   * check: a write the lock refuses has still been received and its blob uploaded. Reading stops
+   * when `signal` aborts or `deadline` passes, even while a chunk is awaited.
+   */
   putStateStream(
     workspace: string,
     stream: AsyncIterable<Uint8Array>,

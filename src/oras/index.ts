@@ -9,7 +9,7 @@ export { emptyLockInfo, type LockInfo, lockInfoFromGoJson, lockInfoToGoJson } fr
 export type { HeldLockStatus, LockStatus, UnlockOptions } from "./locking.ts";
 export type { StateHead, StateManager, StateReader } from "./state-manager.ts";
 export type { StatePayload } from "./state-read.ts";
-export type { PutResult } from "./state-write.ts";
+export type { PreparedState, PutResult, StateInput } from "./state-write.ts";
 export type { VersionInfo } from "./versions.ts";
 export { DEFAULT_WORKSPACE } from "./wire-format.ts";
 export { MAX_WORKSPACE_NAME_BYTES, validateWorkspaceName, workspaceTag } from "./workspace-names.ts";

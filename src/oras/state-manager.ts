@@ -13,7 +13,15 @@ import {
 } from "./locking.ts";
 import { packStateManifest } from "./manifests.ts";
 import { fetchStateManifest, openLayer, readStateAt, type StatePayload } from "./state-read.ts";
-import { type PutResult, writeState } from "./state-write.ts";
+import {
+  commitState,
+  type PreparedState,
+  type PutResult,
+  prepareFromVersion,
+  prepareState,
+  type StateInput,
+  writeState,
+} from "./state-write.ts";
 import { listVersions, readVersion, repointTags, type VersionInfo, waitForRetention } from "./versions.ts";
 import { tagsFor, versionTag, type WorkspaceTags } from "./workspace-names.ts";
 
@@ -110,6 +118,27 @@ export class StateManager {
   }
 
   /**
+   * The first half of a write, which needs no turn: receives and checks the body and pushes it as
+   * an unreferenced layer blob. Nothing changes for readers until `commit`.
+   */
+  prepare(input: StateInput, opts?: CallOptions): Promise<PreparedState> {
+    return prepareState(this.#ctx, this.tags, input, opts);
+  }
+
+  /** Version `version` as a prepared state: its blob exists already, nothing is pushed. */
+  prepareRestore(version: number, opts?: CallOptions): Promise<PreparedState> {
+    return prepareFromVersion(this.#ctx, this.tags, version, opts);
+  }
+
+  /**
+   * The second half of a write: makes a prepared state current (state tag, then version tag).
+   * Callers serialise commits per workspace and fence them; a prepared state is committed once.
+   */
+  commit(prepared: PreparedState, opts?: CallOptions): Promise<PutResult> {
+    return commitState(this.#ctx, this.tags, prepared, opts);
+  }
+
+  /**
    * Removes the current state; the workspace stays, empty (its state tag points at a manifest with
    * no layers). History stays: a version tag on the same manifest is moved to a copy first.
    */
@@ -165,8 +194,7 @@ export class StateManager {
 
   /** Writes version `version` again as a new state (and so a new version). */
   async restoreVersion(version: number, opts?: CallOptions): Promise<PutResult> {
-    const old = await this.getVersion(version, opts);
-    return this.put(old.data, opts);
+    return this.commit(await this.prepareRestore(version, opts), opts);
   }
 
   /** Resolves when background retention for this backend has finished. */

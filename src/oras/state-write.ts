@@ -1,16 +1,36 @@
 import { promisify } from "node:util";
 import { gzip as gzipCb, constants as zlibConstants } from "node:zlib";
+import { NotFoundError } from "../errors.ts";
+import { CallContext } from "../oci/call-context.ts";
 import { sha256Digest } from "../oci/digest.ts";
+import { abortableIterate } from "../oci/layout-abortable.ts";
+import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
 import type { CallOptions, Descriptor } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import { packStateManifest, parseStateManifest } from "./manifests.ts";
-import { gzipStream, isMd5Checked, limitStream, Md5Tap, md5, sizeLimitError } from "./state-codec.ts";
-import { fetchStateManifest } from "./state-read.ts";
+import {
+  collect,
+  gzipStream,
+  isMd5Checked,
+  limitStream,
+  Md5Tap,
+  md5,
+  sizeLimitError,
+} from "./state-codec.ts";
+import { fetchStateManifest, openLayer } from "./state-read.ts";
 import { highestVersion, scheduleRetention } from "./versions.ts";
 import { MEDIA_TYPE_STATE, MEDIA_TYPE_STATE_GZIP } from "./wire-format.ts";
-import { versionTag, type WorkspaceTags } from "./workspace-names.ts";
+import { versionTag, versionTagCandidates, type WorkspaceTags } from "./workspace-names.ts";
 
 const gzipAsync = promisify(gzipCb);
+
+/**
+ * A state write in two steps (docs/architecture.md, correctness model). `prepareState` receives the
+ * body, checks it (size limit, a declared MD5), compresses it and pushes it as a layer blob: the
+ * blob is content-addressed and no tag names it yet, so this needs no lock and can run while other
+ * operations on the workspace take their turns; a failure leaves at most an unreferenced blob.
+ * `commitState` is the part that must take its turn: it decides the version and moves the tags.
+ */
 
 export interface PutResult {
   /** Digest of the new state manifest. */
@@ -23,6 +43,88 @@ export interface PutResult {
   storedSize: number;
   /** The manifest's updated_at annotation (RFC 3339). */
   updatedAt: string | undefined;
+}
+
+/** A state body as it arrives: whole, or as a stream read once (chunked upload). */
+export type StateInput = { bytes: Uint8Array } | { stream: AsyncIterable<Uint8Array> };
+
+/** A state stored as a layer blob and checked, that no tag points at yet. */
+export interface PreparedState {
+  /** The workspace it was prepared for: it is committed there or nowhere. */
+  readonly workspace: string;
+  readonly layer: Descriptor;
+  /** MD5 and size of the decompressed state. */
+  readonly md5: Uint8Array;
+  readonly size: number;
+  /** The state itself when it was in memory anyway, for the state cache; null when streamed. */
+  readonly data: Uint8Array | null;
+}
+
+/**
+ * Receives, checks and stores a state body as a layer blob (blob POST + PUT in steady state).
+ * Stops as soon as the caller's signal aborts or its deadline passes, even while the body's next
+ * chunk is awaited.
+ */
+export async function prepareState(
+  ctx: CoreContext,
+  tags: WorkspaceTags,
+  input: StateInput,
+  opts: CallOptions | undefined,
+): Promise<PreparedState> {
+  const { cfg, target } = ctx;
+  const limit = cfg.maxStateSize;
+  const what = `state of workspace ${JSON.stringify(tags.name)}`;
+  const gzip = cfg.compression === "gzip";
+  const mediaType = gzip ? MEDIA_TYPE_STATE_GZIP : MEDIA_TYPE_STATE;
+  await ctx.ensureEmptyBlob(opts);
+
+  if ("bytes" in input) {
+    const bytes = input.bytes;
+    if (bytes.byteLength > limit) throw sizeLimitError(what, limit);
+    const body = gzip ? new Uint8Array(await gzipAsync(bytes, { level: zlibConstants.Z_BEST_SPEED })) : bytes;
+    const layer = await target.pushBlob({ bytes: body }, mediaType, opts);
+    return { workspace: tags.name, layer, md5: md5(bytes), size: bytes.byteLength, data: bytes };
+  }
+  const tap = new Md5Tap();
+  const source = input.stream;
+  // A sender's declared MD5 is checked against this one sum: each byte is hashed once.
+  const check = isMd5Checked(source) ? (sum: Uint8Array) => source.checkMd5(sum) : undefined;
+  // A sender that goes quiet must not keep the write waiting past the caller's cancel or deadline.
+  const received = abortableIterate(source, new CallContext(opts, `receiving the ${what}`));
+  const plain = tap.tap(limitStream(received, limit, what), check);
+  const layer = await target.pushBlob({ stream: gzip ? gzipStream(plain) : plain }, mediaType, {
+    ...opts,
+    maxSize: gzip ? undefined : limit,
+    onTooLarge: (l: number) => sizeLimitError(what, l),
+  });
+  return { workspace: tags.name, layer, md5: tap.digest(), size: tap.size, data: null };
+}
+
+/**
+ * A stored version as a prepared state, for writing it again: its layer blob exists already, so
+ * nothing is pushed. Reads the version's manifest (and its blob, unless cached) for MD5 and size.
+ */
+export async function prepareFromVersion(
+  ctx: CoreContext,
+  tags: WorkspaceTags,
+  version: number,
+  opts: CallOptions | undefined,
+): Promise<PreparedState> {
+  for (const tag of versionTagCandidates(tags.wsTag, version)) {
+    const found = await fetchStateManifest(ctx, tag, opts);
+    const layer = found?.manifest.layer;
+    if (!found || !layer) continue;
+    let data = found.cached?.data ?? null;
+    let sum = found.cached?.md5 ?? null;
+    if (data === null || sum === null) {
+      const read = await openLayer(ctx, tag, layer, found.manifest.gzip, opts);
+      data = await collect(read.stream);
+      sum = read.md5.digest();
+    }
+    ctx.stateCache.set(tag, { manifestDigest: found.digest, manifest: found.manifest, data, md5: sum });
+    return { workspace: tags.name, layer, md5: sum, size: data.byteLength, data };
+  }
+  throw new NotFoundError(`workspace ${JSON.stringify(tags.name)} has no version ${version}`);
 }
 
 /** The next version number, decided once per logical write (W6): never renumbered by a retry. */
@@ -39,71 +141,54 @@ async function nextVersion(
 }
 
 /**
- * Writes a state: layer blob first, then the manifest under the state tag, then the version tag.
- * The state is durable once the state tag moves; a failure before that leaves the old state.
- * Steady state without versioning: blob POST + PUT and one manifest PUT (3 requests).
+ * Makes a prepared state the current one: the manifest under the state tag, then (with versioning)
+ * the version tag and retention. The state is durable once the state tag moves; its blob exists by
+ * then, so a failure before leaves the old state. Steady state without versioning: one manifest PUT.
  */
-export async function writeState(
+export async function commitState(
   ctx: CoreContext,
   tags: WorkspaceTags,
-  input: { bytes: Uint8Array } | { stream: AsyncIterable<Uint8Array> },
+  prepared: PreparedState,
   opts: CallOptions | undefined,
 ): Promise<PutResult> {
-  const { cfg, target } = ctx;
-  const limit = cfg.maxStateSize;
-  const what = `state of workspace ${JSON.stringify(tags.name)}`;
-  const gzip = cfg.compression === "gzip";
-  const mediaType = gzip ? MEDIA_TYPE_STATE_GZIP : MEDIA_TYPE_STATE;
-
-  const version = cfg.maxVersions > 0 ? await nextVersion(ctx, tags, opts) : undefined;
-  await ctx.ensureEmptyBlob(opts);
-
-  let layer: Descriptor;
-  let sum: Uint8Array;
-  let size: number;
-  let keep: Uint8Array | null = null;
-  if ("bytes" in input) {
-    if (input.bytes.byteLength > limit) throw sizeLimitError(what, limit);
-    const body = gzip
-      ? new Uint8Array(await gzipAsync(input.bytes, { level: zlibConstants.Z_BEST_SPEED }))
-      : input.bytes;
-    layer = await target.pushBlob({ bytes: body }, mediaType, opts);
-    sum = md5(input.bytes);
-    size = input.bytes.byteLength;
-    keep = input.bytes;
-  } else {
-    const tap = new Md5Tap();
-    const source = input.stream;
-    // A sender's declared MD5 is checked against this one sum: each byte is hashed once.
-    const check = isMd5Checked(source) ? (sum: Uint8Array) => source.checkMd5(sum) : undefined;
-    const plain = tap.tap(limitStream(source, limit, what), check);
-    layer = await target.pushBlob({ stream: gzip ? gzipStream(plain) : plain }, mediaType, {
-      ...opts,
-      maxSize: gzip ? undefined : limit,
-      onTooLarge: (l: number) => sizeLimitError(what, l),
-    });
-    sum = tap.digest();
-    size = tap.size;
+  if (prepared.workspace !== tags.name) {
+    throw new Error(
+      `a state prepared for workspace ${JSON.stringify(prepared.workspace)} cannot be committed to ${JSON.stringify(tags.name)}`,
+    );
   }
-
+  const { cfg, target } = ctx;
+  const { layer } = prepared;
+  const version = cfg.maxVersions > 0 ? await nextVersion(ctx, tags, opts) : undefined;
   const manifestBytes = packStateManifest({ workspace: tags.name, layer, version, nowMs: cfg.now() });
   const digest = sha256Digest(manifestBytes);
-  await target.pushManifest(tags.state, manifestBytes, "application/vnd.oci.image.manifest.v1+json", opts);
+  await target.pushManifest(tags.state, manifestBytes, MEDIA_TYPE_OCI_MANIFEST, opts);
   const written = parseStateManifest(manifestBytes, `state at tag ${tags.state}`);
   ctx.stateCache.set(tags.state, {
     manifestDigest: digest,
     manifest: written,
-    data: keep,
-    md5: keep ? sum : null,
+    data: prepared.data,
+    md5: prepared.data ? prepared.md5 : null,
   });
   if (version !== undefined) {
-    await target.pushManifest(
-      versionTag(tags.wsTag, version),
-      manifestBytes,
-      "application/vnd.oci.image.manifest.v1+json",
-      opts,
-    );
+    await target.pushManifest(versionTag(tags.wsTag, version), manifestBytes, MEDIA_TYPE_OCI_MANIFEST, opts);
     scheduleRetention(ctx, tags, version);
   }
-  return { digest, version, md5: sum, size, storedSize: layer.size, updatedAt: written.updatedAt };
+  return {
+    digest,
+    version,
+    md5: prepared.md5,
+    size: prepared.size,
+    storedSize: layer.size,
+    updatedAt: written.updatedAt,
+  };
+}
+
+/** A whole write in one go (prepare, then commit), for callers that serialise writes themselves. */
+export async function writeState(
+  ctx: CoreContext,
+  tags: WorkspaceTags,
+  input: StateInput,
+  opts: CallOptions | undefined,
+): Promise<PutResult> {
+  return commitState(ctx, tags, await prepareState(ctx, tags, input, opts), opts);
 }

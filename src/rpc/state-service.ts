@@ -185,6 +185,9 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
         checkMaxStateSize(Number(header.sizeBytes));
       }
       const body = new UploadBody(rest as AsyncIterator<UploadStateRequest>, header, deps.maxStateSize);
+      // The coordinator reads the whole stream (and stores it as a blob) before the write takes its
+      // turn on the workspace, so a client that stops sending holds up nobody else there; the
+      // call's cancel or deadline ends the read. The lock is checked after that, at commit.
       try {
         const result = await coordinator.putStateStream(ws, body, {
           ...callOptions(ctx),

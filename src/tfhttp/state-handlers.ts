@@ -20,7 +20,11 @@ export async function readState(c: HandlerContext): Promise<Reply> {
   };
 }
 
-/** POST/PUT: a new state, fenced by `?ID=` while the workspace is locked. */
+/**
+ * POST/PUT: a new state, fenced by `?ID=` while the workspace is locked. The body is read whole
+ * before the coordinator call, and the coordinator stores it as a blob before the write's turn, so
+ * a slow body holds up no lock or write on the workspace.
+ */
 export async function writeState(c: HandlerContext): Promise<Reply> {
   const lockId = lockIdFromQuery(c.query);
   const body = await readBody(c.req, c.maxStateSize, "state");

@@ -36,14 +36,16 @@ describe("per-workspace serialisation", () => {
       },
     });
     try {
+      // A write takes its turn once its body is stored; the others queue behind it while it is held.
+      const write = coord.putState("default", text("v2"));
+      await held;
       const ops = [
-        coord.putState("default", text("v2")),
+        write,
         coord.lock("default", lockInfo("L")),
         coord.deleteState("default", { lockId: "L" }),
         coord.restoreVersion("default", 1, { lockId: "L" }),
         coord.unlock("default", "L"),
       ];
-      await held;
       assert.ok(await coord.getState("default"), "a read is served while the write is in flight");
       await coord.putState("other", text("o2"));
       await sleep(50); // room for a queued operation that wrongly went ahead to show up
@@ -66,14 +68,14 @@ describe("per-workspace serialisation", () => {
     );
   });
 
-  test("a queued write whose deadline passes or whose caller cancels leaves the queue without touching the registry", async () => {
+  test("a queued write whose deadline passes or whose caller cancels leaves the queue without moving a tag", async () => {
     const { coord, repo } = fx.coordinator();
     await coord.putState("default", text("v1"));
     fx.proxy.fault({
       method: "PUT",
       path: new RegExp(`/v2/${repo}/manifests/state-default$`),
       times: 1,
-      action: { kind: "delay", ms: 400 },
+      action: { kind: "delay", ms: 2500 },
     });
     try {
       const before = fx.proxy.requests.length;
@@ -88,8 +90,9 @@ describe("per-workspace serialisation", () => {
       );
       const ac = new AbortController();
       const canceled = coord.putState("default", text("canceled"), { signal: ac.signal });
-      const late = coord.putState("default", text("late"), { deadline: Date.now() + 100 });
-      assert.equal(coord.stats().queuedOperations, 3);
+      const late = coord.putState("default", text("late"), { deadline: Date.now() + 1200 });
+      // Their bodies are stored as blobs first (no turn needed), then they queue behind the slow one.
+      await eventually(() => coord.stats().queuedOperations === 3, 1000, "both writes queued");
       const from = fx.proxy.requests.length;
       ac.abort();
       await assert.rejects(
@@ -102,7 +105,7 @@ describe("per-workspace serialisation", () => {
       );
       assert.equal(coord.stats().queuedOperations, 1);
       await slow;
-      assert.deepEqual(fx.requestsFor(repo, from), [], "the dropped writes sent nothing");
+      assert.deepEqual(fx.requestsFor(repo, from), [], "the dropped writes sent nothing once queued");
     } finally {
       fx.proxy.clearFaults();
     }
