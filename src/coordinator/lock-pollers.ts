@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { mapLimit } from "../concurrency.ts";
 import type { Logger } from "../log.ts";
-import { type Backend, workspaceTag } from "../oras/index.ts";
+import { type Backend, isHashedWorkspaceTag, workspaceTag } from "../oras/index.ts";
 import type { KeyedQueue } from "./keyed-queue.ts";
 import { readLock } from "./lock-ops.ts";
 import { type LockTracker, UNLOCKED } from "./lock-tracker.ts";
@@ -182,8 +182,8 @@ class AllWorkspacesPoller extends Poller {
     for (const name of this.deps.knownNames()) this.#note(name);
     const missing = () => wsTags.filter((t) => !this.#names.has(t) && !this.#unnamed.has(t));
     for (const t of missing()) {
-      // A tag that is not a hash is the name itself.
-      if (workspaceTag(t) === t) this.#names.set(t, t);
+      // A tag that is not hash-shaped is the name itself; a hash-shaped one may be either (B3).
+      if (!isHashedWorkspaceTag(t) && workspaceTag(t) === t) this.#names.set(t, t);
     }
     if (missing().length > 0) {
       for (const name of await this.deps.backend.workspaces({ signal })) this.#note(name);

@@ -12,5 +12,10 @@ export type { StatePayload } from "./state-read.ts";
 export type { PreparedState, PutResult, StateInput } from "./state-write.ts";
 export type { VersionInfo } from "./versions.ts";
 export { DEFAULT_WORKSPACE } from "./wire-format.ts";
-export { MAX_WORKSPACE_NAME_BYTES, validateWorkspaceName, workspaceTag } from "./workspace-names.ts";
+export {
+  isHashedWorkspaceTag,
+  MAX_WORKSPACE_NAME_BYTES,
+  validateWorkspaceName,
+  workspaceTag,
+} from "./workspace-names.ts";
 export type { WorkspaceInfo } from "./workspaces.ts";

@@ -12,7 +12,7 @@ import {
   type UnlockOptions,
 } from "./locking.ts";
 import { packStateManifest } from "./manifests.ts";
-import { fetchStateManifest, openLayer, readStateAt, type StatePayload } from "./state-read.ts";
+import { fetchCurrentManifest, openCurrentState, readCurrentState, type StatePayload } from "./state-read.ts";
 import {
   commitState,
   type PreparedState,
@@ -23,7 +23,7 @@ import {
   writeState,
 } from "./state-write.ts";
 import { listVersions, readVersion, repointTags, type VersionInfo, waitForRetention } from "./versions.ts";
-import { tagsFor, versionTag, type WorkspaceTags } from "./workspace-names.ts";
+import { tagsFor, versionTagCandidates, type WorkspaceTags } from "./workspace-names.ts";
 
 /** A state's manifest facts, read without its content. */
 export interface StateHead {
@@ -68,7 +68,7 @@ export class StateManager {
 
   /** The current state, or null when there is none. Unchanged state: one conditional GET. */
   get(opts?: CallOptions): Promise<StatePayload | null> {
-    return readStateAt(this.#ctx, this.tags.state, opts);
+    return readCurrentState(this.#ctx, this.tags, opts);
   }
 
   /**
@@ -76,7 +76,7 @@ export class StateManager {
    * lets a caller holding a digest learn the state is unchanged without a blob download.
    */
   async head(opts?: CallOptions): Promise<StateHead | null> {
-    const found = await fetchStateManifest(this.#ctx, this.tags.state, opts);
+    const found = await fetchCurrentManifest(this.#ctx, this.tags, opts);
     if (!found?.manifest.layer) return null;
     const { manifest, digest } = found;
     return {
@@ -89,12 +89,9 @@ export class StateManager {
 
   /** The current state as a stream, or null when there is none. */
   async openRead(opts?: CallOptions): Promise<StateReader | null> {
-    const found = await fetchStateManifest(this.#ctx, this.tags.state, opts);
-    if (!found?.manifest.layer) return null;
-    const { manifest, digest } = found;
-    const layer = manifest.layer;
-    if (!layer) return null;
-    const { stream, md5 } = await openLayer(this.#ctx, this.tags.state, layer, manifest.gzip, opts);
+    const opened = await openCurrentState(this.#ctx, this.tags, opts);
+    if (!opened) return null;
+    const { manifest, digest, layer, stream, md5 } = opened;
     return {
       digest,
       version: manifest.version,
@@ -144,13 +141,17 @@ export class StateManager {
    */
   async delete(opts?: CallOptions): Promise<void> {
     const ctx = this.#ctx;
-    const found = await fetchStateManifest(ctx, this.tags.state, opts);
+    const found = await fetchCurrentManifest(ctx, this.tags, opts);
     if (!found?.manifest.layer) return;
     const { digest, manifest } = found;
     if (manifest.version !== undefined) {
-      const vtag = versionTag(this.tags.wsTag, manifest.version);
-      const shared = await ctx.target.resolve(vtag, opts);
-      if (shared?.digest === digest) await repointTags(ctx, digest, [vtag]);
+      // Deleting the old manifest by digest would take the version tag on it along.
+      for (const vtag of versionTagCandidates(this.tags, manifest.version)) {
+        const shared = await ctx.target.resolve(vtag, opts);
+        if (shared?.digest !== digest) continue;
+        await repointTags(ctx, digest, [vtag]);
+        break;
+      }
     }
     await ctx.ensureEmptyBlob(opts);
     const empty = packStateManifest({ workspace: this.workspace, layer: null, nowMs: ctx.cfg.now() });

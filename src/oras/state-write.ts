@@ -1,6 +1,5 @@
 import { promisify } from "node:util";
 import { gzip as gzipCb, constants as zlibConstants } from "node:zlib";
-import { NotFoundError } from "../errors.ts";
 import { CallContext } from "../oci/call-context.ts";
 import { sha256Digest } from "../oci/digest.ts";
 import { abortableIterate } from "../oci/layout-abortable.ts";
@@ -8,19 +7,12 @@ import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
 import type { CallOptions, Descriptor } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import { packStateManifest, parseStateManifest } from "./manifests.ts";
-import {
-  collect,
-  gzipStream,
-  isMd5Checked,
-  limitStream,
-  Md5Tap,
-  md5,
-  sizeLimitError,
-} from "./state-codec.ts";
-import { fetchStateManifest, openLayer } from "./state-read.ts";
-import { highestVersion, scheduleRetention } from "./versions.ts";
+import { gzipStream, isMd5Checked, limitStream, Md5Tap, md5, sizeLimitError } from "./state-codec.ts";
+import { fetchCurrentManifest } from "./state-read.ts";
+import { claimStateTag } from "./state-tag-claim.ts";
+import { highestVersion, readVersion, scheduleRetention, versionTagToWrite } from "./versions.ts";
 import { MEDIA_TYPE_STATE, MEDIA_TYPE_STATE_GZIP } from "./wire-format.ts";
-import { versionTag, versionTagCandidates, type WorkspaceTags } from "./workspace-names.ts";
+import type { WorkspaceTags } from "./workspace-names.ts";
 
 const gzipAsync = promisify(gzipCb);
 
@@ -110,21 +102,8 @@ export async function prepareFromVersion(
   version: number,
   opts: CallOptions | undefined,
 ): Promise<PreparedState> {
-  for (const tag of versionTagCandidates(tags.wsTag, version)) {
-    const found = await fetchStateManifest(ctx, tag, opts);
-    const layer = found?.manifest.layer;
-    if (!found || !layer) continue;
-    let data = found.cached?.data ?? null;
-    let sum = found.cached?.md5 ?? null;
-    if (data === null || sum === null) {
-      const read = await openLayer(ctx, tag, layer, found.manifest.gzip, opts);
-      data = await collect(read.stream);
-      sum = read.md5.digest();
-    }
-    ctx.stateCache.set(tag, { manifestDigest: found.digest, manifest: found.manifest, data, md5: sum });
-    return { workspace: tags.name, layer, md5: sum, size: data.byteLength, data };
-  }
-  throw new NotFoundError(`workspace ${JSON.stringify(tags.name)} has no version ${version}`);
+  const old = await readVersion(ctx, tags, version, opts);
+  return { workspace: tags.name, layer: old.layer, md5: old.md5, size: old.size, data: old.data };
 }
 
 /** The next version number, decided once per logical write (W6): never renumbered by a retry. */
@@ -133,11 +112,11 @@ async function nextVersion(
   tags: WorkspaceTags,
   opts: CallOptions | undefined,
 ): Promise<number> {
-  const current = await fetchStateManifest(ctx, tags.state, opts);
+  const current = await fetchCurrentManifest(ctx, tags, opts);
   if (current?.manifest.version !== undefined) return current.manifest.version + 1;
   // No annotation (a legacy state, an empty workspace, or history without a current state):
   // continue after the highest version tag so history is never overwritten.
-  return (await highestVersion(ctx, tags.wsTag, opts)) + 1;
+  return (await highestVersion(ctx, tags, opts)) + 1;
 }
 
 /**
@@ -161,6 +140,7 @@ export async function commitState(
   const version = cfg.maxVersions > 0 ? await nextVersion(ctx, tags, opts) : undefined;
   const manifestBytes = packStateManifest({ workspace: tags.name, layer, version, nowMs: cfg.now() });
   const digest = sha256Digest(manifestBytes);
+  await claimStateTag(ctx, tags, opts);
   await target.pushManifest(tags.state, manifestBytes, MEDIA_TYPE_OCI_MANIFEST, opts);
   const written = parseStateManifest(manifestBytes, `state at tag ${tags.state}`);
   ctx.stateCache.set(tags.state, {
@@ -170,8 +150,9 @@ export async function commitState(
     md5: prepared.data ? prepared.md5 : null,
   });
   if (version !== undefined) {
-    await target.pushManifest(versionTag(tags.wsTag, version), manifestBytes, MEDIA_TYPE_OCI_MANIFEST, opts);
-    scheduleRetention(ctx, tags, version);
+    const vtag = await versionTagToWrite(ctx, tags, version, opts);
+    await target.pushManifest(vtag, manifestBytes, MEDIA_TYPE_OCI_MANIFEST, opts);
+    scheduleRetention(ctx, tags, version, vtag);
   }
   return {
     digest,

@@ -4,13 +4,16 @@ import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
 import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import { annotatedWorkspace, packStateManifest, parseStateManifest } from "./manifests.ts";
-import { fetchStateManifest, readStateAt, type StatePayload } from "./state-read.ts";
+import { fetchStateManifest, readVersionAt, type StatePayload } from "./state-read.ts";
+import { ownedBy } from "./tag-owner.ts";
 import { parseStateTag, versionTagCandidates, type WorkspaceTags } from "./workspace-names.ts";
 
 /**
- * State history (docs/oras-wire-format.md §5): version tags `state-<wsTag>-v<N>` (we also read the
- * `stver-` spelling), and retention that runs in the background, once at a time per workspace,
- * awaited at shutdown, with failures logged at warn and counted (W5).
+ * State history (docs/oras-wire-format.md §5): version tags `state-<wsTag>-v<N>`, or the `stver-`
+ * spellings where that tag is another workspace's or too long (versionTagCandidates), and retention
+ * that runs in the background, once at a time per workspace, awaited at shutdown, with failures
+ * logged at warn and counted (W5). A version tag counts only when its manifest is the workspace's
+ * own (tag-owner.ts).
  */
 
 export interface VersionInfo {
@@ -26,25 +29,44 @@ export interface VersionInfo {
   gzip: boolean;
 }
 
-/** Version numbers of one workspace found in a tag list, with the tag each is stored under. */
-export function versionsInTags(tags: Iterable<string>, wsTag: string): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const tag of tags) {
+/**
+ * Version numbers of one workspace found in a tag list, each with the tags present that may hold
+ * it, in the order versionTagCandidates prefers. Whose each tag is, only its manifest tells.
+ */
+export function versionsInTags(tagList: Iterable<string>, tags: WorkspaceTags): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const tag of tagList) {
     const p = parseStateTag(tag);
-    if (p?.kind !== "version" || p.wsTag !== wsTag) continue;
-    // Prefer the spelling we write when both exist.
-    if (!out.has(p.version) || p.spelling === "state") out.set(p.version, tag);
+    if (p?.kind !== "version") continue;
+    const candidates = versionTagCandidates(tags, p.version);
+    if (!candidates.includes(tag)) continue;
+    const found = out.get(p.version) ?? [];
+    found.push(tag);
+    found.sort((a, b) => candidates.indexOf(a) - candidates.indexOf(b));
+    out.set(p.version, found);
   }
   return out;
 }
 
+/**
+ * The highest version the workspace has in the registry, 0 for none; only its own manifests count
+ * (B2: `state-<ws>-v<N>` may be the state of a workspace named `<ws>-v<N>`). Reads the tag list,
+ * then manifests from the top until one is the workspace's own (usually the first).
+ */
 export async function highestVersion(
   ctx: CoreContext,
-  wsTag: string,
+  tags: WorkspaceTags,
   opts: CallOptions | undefined,
 ): Promise<number> {
-  const versions = versionsInTags(await ctx.target.listTags(opts), wsTag);
-  return versions.size === 0 ? 0 : Math.max(...versions.keys());
+  const versions = [...versionsInTags(await ctx.target.listTags(opts), tags)].sort(([a], [b]) => b - a);
+  for (const [version, candidates] of versions) {
+    for (const tag of candidates) {
+      const fetched = await ctx.target.fetchManifest(tag, opts);
+      if (fetched?.kind === "manifest" && ownedBy(annotatedWorkspace(fetched.bytes), tags.name))
+        return version;
+    }
+  }
+  return 0;
 }
 
 export async function listVersions(
@@ -52,19 +74,22 @@ export async function listVersions(
   tags: WorkspaceTags,
   opts: CallOptions | undefined,
 ): Promise<VersionInfo[]> {
-  const found = [...versionsInTags(await ctx.target.listTags(opts), tags.wsTag)].sort(([a], [b]) => a - b);
-  const out = await mapLimit(found, 10, async ([version, tag]) => {
-    const m = await fetchStateManifest(ctx, tag, opts, false);
-    if (!m) return null; // deleted between the listing and the read
-    if (m.manifest.workspace !== undefined && m.manifest.workspace !== tags.name) return null; // B2
-    return {
-      version,
-      tag,
-      digest: m.digest,
-      updatedAt: m.manifest.updatedAt,
-      storedSize: m.manifest.layer?.size ?? 0,
-      gzip: m.manifest.gzip,
-    } satisfies VersionInfo;
+  const found = [...versionsInTags(await ctx.target.listTags(opts), tags)].sort(([a], [b]) => a - b);
+  const out = await mapLimit(found, 10, async ([version, candidates]) => {
+    for (const tag of candidates) {
+      const m = await fetchStateManifest(ctx, tag, opts, false);
+      // Deleted since the listing, or another workspace's (B2): try the next spelling.
+      if (!m || !ownedBy(m.manifest.workspace, tags.name)) continue;
+      return {
+        version,
+        tag,
+        digest: m.digest,
+        updatedAt: m.manifest.updatedAt,
+        storedSize: m.manifest.layer?.size ?? 0,
+        gzip: m.manifest.gzip,
+      } satisfies VersionInfo;
+    }
+    return null;
   });
   return out.filter((v): v is VersionInfo => v !== null);
 }
@@ -75,11 +100,30 @@ export async function readVersion(
   version: number,
   opts: CallOptions | undefined,
 ): Promise<StatePayload> {
-  for (const tag of versionTagCandidates(tags.wsTag, version)) {
-    const payload = await readStateAt(ctx, tag, opts);
+  for (const tag of versionTagCandidates(tags, version)) {
+    const payload = await readVersionAt(ctx, tag, tags.name, opts);
     if (payload) return payload;
   }
   throw new NotFoundError(`workspace ${JSON.stringify(tags.name)} has no version ${version}`);
+}
+
+/**
+ * Where version `n` is written: ghoten's `state-<wsTag>-v<N>`, unless that tag is the state of
+ * another workspace (B2: one named `<name>-v<N>`, which it must never overwrite), then the `stver-`
+ * spelling; a name too long for both uses its hash (versionTagCandidates). One GET of the tag, a
+ * 404 in the usual case.
+ */
+export async function versionTagToWrite(
+  ctx: CoreContext,
+  tags: WorkspaceTags,
+  n: number,
+  opts: CallOptions | undefined,
+): Promise<string> {
+  const [first, ...rest] = versionTagCandidates(tags, n) as [string, ...string[]];
+  if (!first.startsWith("state-")) return first;
+  const fetched = await ctx.target.fetchManifest(first, opts);
+  if (fetched?.kind !== "manifest" || ownedBy(annotatedWorkspace(fetched.bytes), tags.name)) return first;
+  return rest[0] ?? first;
 }
 
 interface RetentionRun {
@@ -87,12 +131,21 @@ interface RetentionRun {
   /** A write happened while this run was going: run once more when it ends. */
   again: boolean;
   latest: number;
+  latestTag: string;
 }
 
 const runs = new WeakMap<CoreContext, Map<string, RetentionRun>>();
 
-/** Starts retention for a workspace after a versioned write; coalesced while one is running. */
-export function scheduleRetention(ctx: CoreContext, tags: WorkspaceTags, written: number): void {
+/**
+ * Starts retention for a workspace after writing version `written` under `writtenTag`; coalesced
+ * while one is running.
+ */
+export function scheduleRetention(
+  ctx: CoreContext,
+  tags: WorkspaceTags,
+  written: number,
+  writtenTag: string,
+): void {
   let perWs = runs.get(ctx);
   if (!perWs) {
     perWs = new Map();
@@ -101,16 +154,24 @@ export function scheduleRetention(ctx: CoreContext, tags: WorkspaceTags, written
   const existing = perWs.get(tags.wsTag);
   if (existing) {
     existing.again = true;
-    existing.latest = Math.max(existing.latest, written);
+    if (written > existing.latest) {
+      existing.latest = written;
+      existing.latestTag = writtenTag;
+    }
     return;
   }
-  const run: RetentionRun = { promise: Promise.resolve(), again: false, latest: written };
+  const run: RetentionRun = {
+    promise: Promise.resolve(),
+    again: false,
+    latest: written,
+    latestTag: writtenTag,
+  };
   const map = perWs;
   run.promise = (async () => {
     do {
       run.again = false;
       try {
-        await applyRetention(ctx, tags, run.latest);
+        await applyRetention(ctx, tags, run.latest, run.latestTag);
       } catch (err) {
         ctx.retentionFailures.add(1);
         ctx.logger.warn("version retention failed; a later write retries it", {
@@ -130,33 +191,42 @@ export async function waitForRetention(ctx: CoreContext): Promise<void> {
   while (perWs && perWs.size > 0) await Promise.all([...perWs.values()].map((r) => r.promise));
 }
 
-async function applyRetention(ctx: CoreContext, tags: WorkspaceTags, written: number): Promise<void> {
+async function applyRetention(
+  ctx: CoreContext,
+  tags: WorkspaceTags,
+  written: number,
+  writtenTag: string,
+): Promise<void> {
   const max = ctx.cfg.maxVersions;
   if (max <= 0) return;
   const { target } = ctx;
-  const versions = versionsInTags(await target.listTags(), tags.wsTag);
+  const versions = versionsInTags(await target.listTags(), tags);
   // Listings can lag behind a write (eventual consistency).
-  if (!versions.has(written)) versions.set(written, `state-${tags.wsTag}-v${written}`);
+  if (!versions.get(written)?.includes(writtenTag)) {
+    versions.set(written, [...(versions.get(written) ?? []), writtenTag]);
+  }
   if (versions.size <= max) return;
-  const sorted = [...versions.keys()].sort((a, b) => a - b);
-  const drop = new Set(sorted.slice(0, sorted.length - max));
-  const current = await target.resolve(tags.state);
-  const resolved = await mapLimit([...versions], 10, async ([n, tag]) => ({
-    n,
-    tag,
-    fetched: await target.fetchManifest(tag),
-  }));
+  const pairs = [...versions].flatMap(([n, candidates]) => candidates.map((tag) => ({ n, tag })));
+  const [current, resolved] = await Promise.all([
+    target.resolve(tags.state),
+    mapLimit(pairs, 10, async ({ n, tag }) => ({ n, tag, fetched: await target.fetchManifest(tag) })),
+  ]);
+  // Only the workspace's own manifests are versions of it (B2: `state-<ws>-v<N>` may be the state
+  // of a workspace named `<ws>-v<N>`).
+  const own = resolved.flatMap(({ n, tag, fetched }) =>
+    fetched?.kind === "manifest" && ownedBy(annotatedWorkspace(fetched.bytes), tags.name)
+      ? [{ n, tag, digest: fetched.descriptor.digest }]
+      : [],
+  );
+  const numbers = [...new Set(own.map((v) => v.n))].sort((a, b) => a - b);
+  if (numbers.length <= max) return;
+  const drop = new Set(numbers.slice(0, numbers.length - max));
   const groups = new Map<string, { remove: string[]; keep: string[] }>();
-  for (const { n, tag, fetched } of resolved) {
-    if (fetched?.kind !== "manifest") continue;
-    const digest = fetched.descriptor.digest;
+  for (const { n, tag, digest } of own) {
     if (digest === current?.digest) continue; // never delete the current state
-    const owner = annotatedWorkspace(fetched.bytes);
-    if (owner !== undefined && owner !== tags.name) continue; // another workspace's tag (B2)
-    const desc = { digest };
-    const g = groups.get(desc.digest) ?? { remove: [], keep: [] };
+    const g = groups.get(digest) ?? { remove: [], keep: [] };
     (drop.has(n) ? g.remove : g.keep).push(tag);
-    groups.set(desc.digest, g);
+    groups.set(digest, g);
   }
   for (const [digest, g] of groups) {
     if (g.remove.length === 0) continue;

@@ -5,19 +5,22 @@ import { MAX_VERSION_NUMBER } from "./wire-format.ts";
 /**
  * Workspace names and the tags derived from them (docs/oras-wire-format.md §1, decisions B1–B4).
  *
- * ghoten uses the name itself as `wsTag` when it is a valid OCI tag and `ws-<16 hex>` otherwise.
- * We keep that, and also hash every name that would be ambiguous or too long as a tag:
- * - it parses as a version tag (`<x>-v<N>`), which would collide with the history of `<x>` (B2);
- * - it has the hashed shape `ws-<16 hex>` itself, which aliases another name's hash (B3);
- * - a derived tag would pass the registries' 128-character limit (B4).
+ * `wsTag` is exactly ghoten's for every name ghoten can use: the name itself when it is a valid OCI
+ * tag, `ws-<16 hex>` otherwise, so both sides always read and write the same tags. The one
+ * difference: a valid tag too long for `locked-<name>` to fit in 128 characters (122 to 128
+ * characters) is hashed, because ghoten's own tags for it are refused by every registry. Names that
+ * look like another workspace's tags (`<x>-v<N>`, `ws-<16 hex>`) stay literal; the
+ * `org.terraform.workspace` annotation tells whose manifest a tag holds (see tag-owner.ts).
  */
 
 /** OCI tag grammar as oras-go validates it; `\w` is ASCII only. */
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const HASHED_RE = /^ws-[0-9a-f]{16}$/;
-const MAX_TAG_LENGTH = 128;
-/** `state-` + name + `-v` + up to 10 digits (2^30) is the longest tag derived from a name. */
-const LONGEST_DERIVED_OVERHEAD = "state-".length + "-v".length + String(MAX_VERSION_NUMBER).length;
+export const MAX_TAG_LENGTH = 128;
+/** The longest name used literally: `locked-<name>` must fit. */
+const MAX_LITERAL_NAME = MAX_TAG_LENGTH - "locked-".length;
+/** A wsTag longer than this has version numbers whose `state-<wsTag>-v<N>` does not fit. */
+const MAX_VERSIONED_WS_TAG = MAX_TAG_LENGTH - "state-".length - `-v${MAX_VERSION_NUMBER}`.length;
 /** Names are stored in an annotation, so they may be long, but not unbounded. */
 export const MAX_WORKSPACE_NAME_BYTES = 255;
 
@@ -55,14 +58,10 @@ export function hashedWorkspaceTag(name: string): string {
 
 /** The tag component that stands for a workspace in every tag of it. */
 export function workspaceTag(name: string): string {
-  const needsHash =
-    !isValidTag(name) ||
-    parseVersionSuffix(name) !== null ||
-    HASHED_RE.test(name) ||
-    name.length + LONGEST_DERIVED_OVERHEAD > MAX_TAG_LENGTH;
-  return needsHash ? hashedWorkspaceTag(name) : name;
+  return isValidTag(name) && name.length <= MAX_LITERAL_NAME ? name : hashedWorkspaceTag(name);
 }
 
+/** Has the shape of a hashed tag: either a hashed name or a workspace literally named so (B3). */
 export function isHashedWorkspaceTag(wsTag: string): boolean {
   return HASHED_RE.test(wsTag);
 }
@@ -73,28 +72,50 @@ export interface WorkspaceTags {
   readonly state: string;
   readonly locked: string;
   readonly unlocked: string;
+  /**
+   * The state tag may hold another workspace's manifest: `state-<x>-v<N>` is also version N of
+   * `<x>` (B2), and `state-ws-<16 hex>` is both a hashed name's and a literal name's (B3). Writes
+   * read the tag's owner before replacing it; other names' state tags are theirs alone.
+   */
+  readonly ambiguous: boolean;
 }
 
 export function tagsFor(name: string): WorkspaceTags {
   validateWorkspaceName(name);
   const wsTag = workspaceTag(name);
+  const unlocked = `unlocked-${wsTag}`;
   return {
     name,
     wsTag,
     state: `state-${wsTag}`,
     locked: `locked-${wsTag}`,
-    unlocked: `unlocked-${wsTag}`,
+    // Only on registries that cannot delete (GHCR); ghoten's own is too long for 120-121 characters.
+    unlocked: unlocked.length <= MAX_TAG_LENGTH ? unlocked : `unlocked-${hashedWorkspaceTag(name)}`,
+    ambiguous: parseVersionSuffix(wsTag) !== null || isHashedWorkspaceTag(wsTag),
   };
 }
 
-/** The version tag we write (ghoten's spelling). */
-export function versionTag(wsTag: string, n: number): string {
-  return `state-${wsTag}-v${n}`;
+/**
+ * Every tag version `n` of a workspace may be stored under, in the order they are preferred:
+ * ghoten's `state-<wsTag>-v<N>`, then `stver-<wsTag>-v<N>` (written where the first is another
+ * workspace's state tag, B2), then `stver-ws-<hash>-v<N>` (where a long name's versions do not fit).
+ */
+export function versionTagCandidates(tags: WorkspaceTags, n: number): string[] {
+  return versionBases(tags)
+    .flatMap((base) =>
+      base === tags.wsTag ? [`state-${base}-v${n}`, `stver-${base}-v${n}`] : [`stver-${base}-v${n}`],
+    )
+    .filter((t) => t.length <= MAX_TAG_LENGTH);
 }
 
-/** Both spellings a version may be stored under; `stver-` is a later ghoten variant we read. */
-export function versionTagCandidates(wsTag: string, n: number): string[] {
-  return [`state-${wsTag}-v${n}`, `stver-${wsTag}-v${n}`];
+/**
+ * The `wsTag`s a workspace's version tags may be based on: its own, and for a name so long that
+ * some versions do not fit, its hash (see versionTagCandidates).
+ */
+export function versionBases(tags: WorkspaceTags): string[] {
+  return tags.wsTag.length > MAX_VERSIONED_WS_TAG
+    ? [tags.wsTag, hashedWorkspaceTag(tags.name)]
+    : [tags.wsTag];
 }
 
 /**

@@ -5,15 +5,24 @@ import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import { LockError } from "./lock-error.ts";
 import { readLock } from "./locking.ts";
-import { annotatedWorkspace, packStateManifest, parseStateManifest } from "./manifests.ts";
-import { fetchStateManifest, readStateAt } from "./state-read.ts";
+import { annotatedWorkspace, packStateManifest } from "./manifests.ts";
+import { fetchCurrentManifest, readCurrentState } from "./state-read.ts";
+import { claimStateTag } from "./state-tag-claim.ts";
+import { ownedBy, ownerName } from "./tag-owner.ts";
 import { versionsInTags } from "./versions.ts";
 import { DEFAULT_WORKSPACE } from "./wire-format.ts";
-import { hashedWorkspaceTag, isHashedWorkspaceTag, parseStateTag, tagsFor } from "./workspace-names.ts";
+import {
+  hashedWorkspaceTag,
+  isHashedWorkspaceTag,
+  parseStateTag,
+  tagsFor,
+  workspaceTag,
+} from "./workspace-names.ts";
 
 /** Names of hashed tags whose annotation hashes back to the tag: fixed forever, so cached. */
 const hashedNames = new WeakMap<CoreContext, Map<string, string>>();
 
+/** The workspace the manifest at `tag` names; "" when it names none, null when the tag is gone. */
 async function annotatedName(
   ctx: CoreContext,
   tag: string,
@@ -21,18 +30,20 @@ async function annotatedName(
 ): Promise<string | null> {
   const fetched = await ctx.target.fetchManifest(tag, opts);
   if (fetched === null || fetched.kind !== "manifest") return null;
-  return parseStateManifest(fetched.bytes, `state at tag ${tag}`).workspace ?? "";
+  return ownerName(annotatedWorkspace(fetched.bytes)) ?? "";
 }
 
 /**
- * Workspace names, read from the tag list as ghoten does (§1), with its gaps closed: a hashed tag
- * is named by its annotation; `state-<x>-v<N>` without `state-<x>` is a workspace only when its
- * annotation says it is one (ghoten's workspace literally named `<x>-v<N>`), never a phantom made
- * of orphaned history. `default` is always there.
+ * Workspace names, read from the tag list as ghoten does (§1), with its gaps closed:
+ * - `state-<t>` is workspace `<t>`, read from the tag alone when only that workspace can have it;
+ * - a hashed-shape tag (`state-ws-<16 hex>`) is named by its annotation;
+ * - `state-<x>-v<N>` is version N of `<x>` or the state of a workspace named `<x>-v<N>` (B2), so its
+ *   annotation decides (one GET each): a workspace when the manifest is its own state, never a
+ *   phantom made of orphaned history; ghoten hides such workspaces whenever `state-<x>` exists.
+ * `default` is always there.
  */
 export async function listWorkspaces(ctx: CoreContext, opts: CallOptions | undefined): Promise<string[]> {
   const tags = await ctx.target.listTags(opts);
-  const present = new Set(tags);
   const names = new Set<string>([DEFAULT_WORKSPACE]);
   const lookups: { tag: string; literal: string; hashed: boolean }[] = [];
   let cache = hashedNames.get(ctx);
@@ -42,31 +53,29 @@ export async function listWorkspaces(ctx: CoreContext, opts: CallOptions | undef
   }
   for (const tag of tags) {
     const p = parseStateTag(tag);
-    if (!p) continue;
+    if (!p || (p.kind === "version" && p.spelling === "stver")) continue;
+    const literal = tag.slice("state-".length);
     if (p.kind === "version") {
-      if (p.spelling === "stver" || present.has(`state-${p.wsTag}`)) continue;
-      lookups.push({ tag, literal: tag.slice("state-".length), hashed: false });
+      lookups.push({ tag, literal, hashed: false });
     } else if (isHashedWorkspaceTag(p.wsTag)) {
       const known = cache.get(p.wsTag);
       if (known !== undefined) names.add(known);
-      else lookups.push({ tag, literal: p.wsTag, hashed: true });
+      else lookups.push({ tag, literal, hashed: true });
     } else {
       names.add(p.wsTag);
     }
   }
-  const resolved = await mapLimit(lookups, 10, async (l) => ({
+  const resolved = await mapLimit(lookups, 16, async (l) => ({
     ...l,
     name: await annotatedName(ctx, l.tag, opts),
   }));
-  for (const { literal, hashed, name } of resolved) {
+  for (const { tag, literal, hashed, name } of resolved) {
     if (name === null) continue; // deleted since the listing
-    if (hashed) {
-      const real = name === "" ? literal : name;
-      if (hashedWorkspaceTag(real) === literal) cache.set(literal, real);
-      names.add(real);
-    } else if (name === literal) {
-      names.add(literal);
-    }
+    const real = name === "" ? literal : name;
+    // A manifest is a workspace's state only under that workspace's own state tag.
+    if (`state-${workspaceTag(real)}` !== tag) continue;
+    if (hashed && hashedWorkspaceTag(real) === literal) cache.set(literal, real);
+    names.add(real);
   }
   return [...names].sort();
 }
@@ -91,7 +100,7 @@ export async function describeWorkspace(
   opts: CallOptions | undefined,
 ): Promise<WorkspaceInfo> {
   const tags = tagsFor(name);
-  const found = await fetchStateManifest(ctx, tags.state, opts);
+  const found = await fetchCurrentManifest(ctx, tags, opts);
   return {
     name,
     exists: found !== null || name === DEFAULT_WORKSPACE,
@@ -113,10 +122,11 @@ export async function createWorkspace(
   opts: CallOptions | undefined,
 ): Promise<void> {
   const tags = tagsFor(name);
-  if (name === DEFAULT_WORKSPACE || (await ctx.target.resolve(tags.state, opts))) {
+  if (name === DEFAULT_WORKSPACE || (await fetchCurrentManifest(ctx, tags, opts)) !== null) {
     throw new AlreadyExistsError(`workspace ${JSON.stringify(name)} already exists`);
   }
   await ctx.ensureEmptyBlob(opts);
+  await claimStateTag(ctx, tags, opts);
   const bytes = packStateManifest({ workspace: name, layer: null, nowMs: ctx.cfg.now() });
   await ctx.target.pushManifest(tags.state, bytes, MEDIA_TYPE_OCI_MANIFEST, opts);
 }
@@ -154,7 +164,7 @@ export async function deleteWorkspace(
         lock.info,
       );
     }
-    const state = await readStateAt(ctx, tags.state, opts);
+    const state = await readCurrentState(ctx, tags, opts);
     if (state && state.size > 0 && mayHoldResources(state.data)) {
       throw new FailedPreconditionError(
         `workspace ${JSON.stringify(name)} still has resources in its state; destroy them or delete with force`,
@@ -164,7 +174,7 @@ export async function deleteWorkspace(
   const present = new Set(await ctx.target.listTags(opts));
   const doomed = [
     tags.state,
-    ...[...versionsInTags(present, tags.wsTag)].sort(([a], [b]) => a - b).map(([, tag]) => tag),
+    ...[...versionsInTags(present, tags)].sort(([a], [b]) => a - b).flatMap(([, found]) => found),
     tags.locked,
     tags.unlocked,
   ].filter((t) => present.has(t));
@@ -173,8 +183,8 @@ export async function deleteWorkspace(
   for (const tag of doomed) {
     const fetched = await ctx.target.fetchManifest(tag, opts);
     if (fetched?.kind !== "manifest" || done.has(fetched.descriptor.digest)) continue;
-    const owner = annotatedWorkspace(fetched.bytes);
-    if (owner !== undefined && owner !== name) continue; // ghoten's workspace `<x>-v<N>`, not our history (B2)
+    // Another workspace's manifest under one of our tags (B2, B3) is not ours to delete.
+    if (!ownedBy(annotatedWorkspace(fetched.bytes), name)) continue;
     const desc = fetched.descriptor;
     try {
       await ctx.target.deleteManifest(desc.digest, { ...opts, tagHint: tag });

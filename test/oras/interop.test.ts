@@ -5,69 +5,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { gzipSync } from "node:zlib";
 import { createBackend, LockError } from "../../src/oras/index.ts";
-import { pushBlob, pushManifest, sha256Digest } from "../harness/seed.ts";
+import { pushManifest, sha256Digest } from "../harness/seed.ts";
 import { lockInfo, startCoreFixture, str, text } from "./fixture.ts";
+import { EMPTY_DESCRIPTOR as EMPTY, ghotenWritesState } from "./ghoten.ts";
 
 const run = promisify(execFile);
 const fx = await startCoreFixture();
 const scratch = await mkdtemp(join(tmpdir(), "oci-tfstate-interop-"));
 after(() => rm(scratch, { recursive: true, force: true }));
 
-const EMPTY = {
-  mediaType: "application/vnd.oci.empty.v1+json",
-  digest: "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
-  size: 2,
-  data: "e30=",
-};
-
-/** A state exactly as ghoten (oras-go PackManifest v1.1) writes it, pushed straight into the registry. */
-async function ghotenWritesState(
-  repo: string,
-  ws: string,
-  wsTag: string,
-  state: Uint8Array,
-  o: { gzip?: boolean; version?: number } = {},
-) {
-  await pushBlob(fx.registry.url, repo, Buffer.from("{}"));
-  const body = o.gzip ? gzipSync(state, { level: 1 }) : state;
-  const digest = await pushBlob(fx.registry.url, repo, body);
-  const annotations: Record<string, string> = {
-    "org.opencontainers.image.created": "2026-01-02T07:33:40Z",
-    "org.terraform.state.updated_at": "2026-01-02T07:33:40.1234567Z",
-    "org.terraform.workspace": ws,
-  };
-  if (o.version) annotations["org.terraform.state.version"] = String(o.version);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      artifactType: "application/vnd.terraform.state.v1",
-      config: EMPTY,
-      layers: [
-        {
-          mediaType: o.gzip
-            ? "application/vnd.terraform.statefile.v1+gzip"
-            : "application/vnd.terraform.statefile.v1",
-          digest,
-          size: body.length,
-        },
-      ],
-      annotations,
-    }),
-  );
-  await pushManifest(fx.registry.url, repo, `state-${wsTag}`, manifest);
-  if (o.version) await pushManifest(fx.registry.url, repo, `state-${wsTag}-v${o.version}`, manifest);
-}
-
 describe("interoperability with ghoten's format", () => {
   test("states ghoten wrote (plain, gzip, hashed name, versioned) are read, listed and continued", async () => {
     const repo = fx.repo();
     const s = text('{"version":4,"serial":7,"lineage":"l","resources":[]}');
-    await ghotenWritesState(repo, "default", "default", s);
-    await ghotenWritesState(repo, "prod", "prod", s, { gzip: true, version: 4 });
-    await ghotenWritesState(repo, "my workspace", "ws-052c7440eea985d3", s);
+    await ghotenWritesState(fx.registry.url, repo, "default", s);
+    await ghotenWritesState(fx.registry.url, repo, "prod", s, { gzip: true, version: 4 });
+    await ghotenWritesState(fx.registry.url, repo, "my workspace", s);
     const b = fx.backend(repo, { maxVersions: 10 });
     assert.deepEqual(await b.workspaces(), ["default", "my workspace", "prod"]);
     for (const ws of ["default", "prod", "my workspace"]) {
@@ -82,7 +36,7 @@ describe("interoperability with ghoten's format", () => {
 
   test("a lock ghoten holds is respected and shows its holder", async () => {
     const repo = fx.repo();
-    await ghotenWritesState(repo, "default", "default", text("{}"));
+    await ghotenWritesState(fx.registry.url, repo, "default", text("{}"));
     const info = JSON.stringify({
       ID: "9d1e",
       Operation: "OperationTypePlan",

@@ -7,10 +7,11 @@ import {
   parseVersionSuffix,
   tagsFor,
   validateWorkspaceName,
+  versionTagCandidates,
   workspaceTag,
 } from "../../src/oras/workspace-names.ts";
 
-describe("workspace tags (wire format §1)", () => {
+describe("workspace tags (wire format §1): exactly ghoten's for every name ghoten can use", () => {
   test("a name that is a valid tag is used unchanged", () => {
     assert.equal(workspaceTag("default"), "default");
     assert.equal(workspaceTag("prod.eu-west_1"), "prod.eu-west_1");
@@ -20,6 +21,7 @@ describe("workspace tags (wire format §1)", () => {
       state: "state-dev",
       locked: "locked-dev",
       unlocked: "unlocked-dev",
+      ambiguous: false,
     });
   });
 
@@ -27,33 +29,60 @@ describe("workspace tags (wire format §1)", () => {
     assert.equal(workspaceTag("my workspace"), "ws-052c7440eea985d3");
     assert.equal(workspaceTag("a/b"), "ws-c14cddc033f64b9d");
     assert.equal(workspaceTag("ünïcode"), hashedWorkspaceTag("ünïcode"));
+    assert.equal(tagsFor("a/b").ambiguous, true);
   });
 
-  test("B2: a name ending in -v<N> is hashed, so it never collides with a version tag", () => {
-    // The seed uses `state-foo-v2` for workspace foo-v2, which is also version 2 of foo.
-    assert.match(workspaceTag("foo-v2"), /^ws-[0-9a-f]{16}$/);
-    assert.match(workspaceTag("foo-v+3"), /^ws-[0-9a-f]{16}$/);
-    // Out of ghoten's version range: not a version tag, so not ambiguous.
-    assert.equal(workspaceTag("foo-v0"), "foo-v0");
-    assert.equal(workspaceTag("foo-vpc"), "foo-vpc");
+  test("B2: a name ending in -v<N> keeps ghoten's literal tag, marked ambiguous", () => {
+    for (const name of ["rel-v3", "foo-v2", "foo-v007"]) {
+      const t = tagsFor(name);
+      assert.equal(t.wsTag, name);
+      assert.equal(t.state, `state-${name}`);
+      assert.equal(t.locked, `locked-${name}`);
+      assert.equal(t.ambiguous, true);
+    }
+    // Out of ghoten's version range: no version tag looks like it.
+    assert.equal(tagsFor("foo-v0").ambiguous, false);
+    assert.equal(tagsFor("foo-vpc").ambiguous, false);
   });
 
-  test("B3: a literal ws-<16 hex> name is hashed instead of aliasing another name's hash", () => {
+  test("B3: a literal ws-<16 hex> name keeps ghoten's literal tag, marked ambiguous", () => {
     const alias = hashedWorkspaceTag("a/b");
-    assert.notEqual(workspaceTag(alias), alias);
-    assert.equal(workspaceTag(alias), hashedWorkspaceTag(alias));
+    assert.equal(workspaceTag(alias), alias);
+    assert.equal(tagsFor(alias).state, tagsFor("a/b").state);
+    assert.equal(tagsFor(alias).ambiguous, true);
   });
 
-  test("B4: names whose derived tags would pass 128 characters are hashed", () => {
-    const ok = "a".repeat(110);
-    const long = "a".repeat(111);
-    assert.equal(workspaceTag(ok), ok);
-    assert.match(workspaceTag(long), /^ws-/);
-    for (const n of [ok, long]) {
-      const t = tagsFor(n);
-      for (const tag of [t.state, t.locked, t.unlocked, `state-${t.wsTag}-v${2 ** 30}`]) {
-        assert.ok(tag.length <= 128, `${tag.length}`);
-      }
+  test("B4: names up to 121 characters are literal (ghoten's state and lock tags fit); longer ones hash", () => {
+    for (const n of [110, 111, 115, 119, 120, 121]) {
+      const name = "a".repeat(n);
+      const t = tagsFor(name);
+      assert.equal(t.wsTag, name, `${n}`);
+      assert.ok(t.state.length <= 128 && t.locked.length <= 128 && t.unlocked.length <= 128, `${n}`);
+    }
+    // ghoten's own unlocked sentinel would be 129 and 130 characters: a hashed one instead.
+    assert.match(tagsFor("a".repeat(120)).unlocked, /^unlocked-ws-[0-9a-f]{16}$/);
+    for (const n of [122, 128, 129, 200]) {
+      const t = tagsFor("b".repeat(n));
+      assert.match(t.wsTag, /^ws-[0-9a-f]{16}$/, `${n}`);
+      assert.equal(t.ambiguous, true);
+    }
+  });
+
+  test("version tags: ghoten's spelling, then stver-, then the hash where a long name's do not fit", () => {
+    const short = tagsFor("prod");
+    assert.deepEqual(versionTagCandidates(short, 7), ["state-prod-v7", "stver-prod-v7"]);
+    const long = tagsFor("c".repeat(115));
+    // 6 + 115 + 2 + 1 = 124: fits; with 2^30 it would not, so the hashed spelling is a candidate too.
+    assert.deepEqual(versionTagCandidates(long, 7), [
+      `state-${"c".repeat(115)}-v7`,
+      `stver-${"c".repeat(115)}-v7`,
+      `stver-${hashedWorkspaceTag("c".repeat(115))}-v7`,
+    ]);
+    assert.deepEqual(versionTagCandidates(long, 123456), [
+      `stver-${hashedWorkspaceTag("c".repeat(115))}-v123456`,
+    ]);
+    for (const n of [1, 99999, 2 ** 30]) {
+      for (const tag of versionTagCandidates(tagsFor("d".repeat(121)), n)) assert.ok(tag.length <= 128, tag);
     }
   });
 });

@@ -79,12 +79,23 @@ describe("workspaces (§1)", () => {
     await b.deleteWorkspace("foo", true);
     assert.deepEqual(await b.workspaces(), ["default", "foo-v2", "foo-vpc"]);
     const tags = await fx.rawTags(repo);
+    // state-foo-v2 is workspace foo-v2's state (ghoten's tag for it), not foo's version 2.
     assert.ok(
-      !tags.some((t) => t === "state-foo" || /^state-foo-v\d+$/.test(t) || t === "locked-foo"),
+      !tags.some(
+        (t) =>
+          t === "state-foo" ||
+          (/^(state|stver)-foo-v\d+$/.test(t) && t !== "state-foo-v2") ||
+          t === "locked-foo",
+      ),
       tags.join(),
     );
     assert.ok(tags.includes("state-foo-vpc-v1") && tags.includes("state-foo-vpc-v2"));
+    assert.ok(tags.includes("state-foo-v2-v1") && tags.includes("state-foo-v2-v2"));
     assert.equal(new TextDecoder().decode((await b.stateMgr("foo-v2").get())?.data), "foo-v2 2");
+    assert.deepEqual(
+      (await b.stateMgr("foo-v2").listVersions()).map((v) => v.version),
+      [1, 2],
+    );
   });
 
   test("B1/B2: deleting foo with history leaves ghoten's workspace literally named foo-v2 (tag state-foo-v2) alone", async () => {
@@ -187,15 +198,27 @@ describe("workspaces (§1)", () => {
 });
 
 describe("workspace names that are not tags", () => {
-  test("hashed workspaces round-trip their names through the annotation, and B3 aliases stay apart", async () => {
+  test("hashed workspaces round-trip their names through the annotation; a B3 alias never overwrites or reads another's state", async () => {
     const repo = fx.repo();
     const b = fx.backend(repo);
-    const alias = "ws-c14cddc033f64b9d"; // the hash of "a/b"
+    const alias = "ws-c14cddc033f64b9d"; // the hash of "a/b", and ghoten's tag for both names
     await b.stateMgr("a/b").put(text("slash"));
-    await b.stateMgr(alias).put(text("literal"));
-    assert.deepEqual(await fx.backend(repo).workspaces(), ["a/b", "default", alias]);
+    await assert.rejects(
+      b.stateMgr(alias).put(text("literal")),
+      (e: unknown) =>
+        e instanceof FailedPreconditionError &&
+        e.message.includes(`tag state-${alias} holds the state of workspace "a/b"`),
+    );
+    await assert.rejects(b.stateMgr(alias).get(), FailedPreconditionError);
+    assert.deepEqual(await fx.backend(repo).workspaces(), ["a/b", "default"]);
     assert.equal(new TextDecoder().decode((await b.stateMgr("a/b").get())?.data), "slash");
-    assert.equal(new TextDecoder().decode((await b.stateMgr(alias).get())?.data), "literal");
+    // The other way round: the literal name first, then the hashed one is refused.
+    const repo2 = fx.repo();
+    const c = fx.backend(repo2);
+    await c.stateMgr(alias).put(text("literal"));
+    await assert.rejects(c.stateMgr("a/b").put(text("slash")), FailedPreconditionError);
+    assert.deepEqual(await fx.backend(repo2).workspaces(), ["default", alias]);
+    assert.equal(new TextDecoder().decode((await c.stateMgr(alias).get())?.data), "literal");
   });
 
   test("bad names are refused before any registry request", async () => {

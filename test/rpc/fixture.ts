@@ -14,7 +14,12 @@ import {
 import { createCoordinator } from "../../src/coordinator/index.ts";
 import type { Coordinator } from "../../src/coordinator/types.ts";
 import { stopGracefully } from "../../src/http/lifecycle.ts";
-import { createServer, type ServerOptions, type TfstateServer } from "../../src/http/server.ts";
+import {
+  createServer,
+  type ExtraRoute,
+  type ServerOptions,
+  type TfstateServer,
+} from "../../src/http/server.ts";
 import { type BackendConfig, createBackend } from "../../src/oras/index.ts";
 import { type RegistryHandle, startRegistry } from "../harness/registry.ts";
 
@@ -33,6 +38,8 @@ export interface ServeOptions {
   coordinator?: { watchPollIntervalMs?: number; maxLockWaitMs?: number };
   /** Reuse a repository (e.g. to read with a fresh cache). */
   repository?: string;
+  /** Extra routes mounted on the server, built on its coordinator (e.g. the Terraform http backend). */
+  routes?: (coordinator: Coordinator) => ExtraRoute[];
 }
 
 export interface RegistryFixture {
@@ -59,7 +66,7 @@ export async function startRegistryFixture(): Promise<RegistryFixture> {
         ...opts.backend,
       });
       const coordinator = createCoordinator({ backend, watchPollIntervalMs: 200, ...opts.coordinator });
-      const server = createServer({ coordinator, ...opts.server });
+      const server = createServer({ coordinator, routes: opts.routes?.(coordinator), ...opts.server });
       const { url } = await server.listen(0);
       let stopping: Promise<void> | undefined;
       const s: Served = {
