@@ -12,10 +12,10 @@
 #   scripts/test-packages.sh              all three
 #   scripts/test-packages.sh ts python    only those
 #
-# Each example is the first ```ts, ```go or ```python block of README.md's "## Clients" section,
-# which must equal the first one of clients/<lang>/README.md. It runs against the repository's
-# service (on an OCI layout) with the example URL replaced by the service's, `token` from
-# $OCI_TFSTATE_TOKEN, and a state in `default`; the watching examples must show a lock taken and
+# The examples are the first ```ts, ```go or ```python block of README.md's "## Clients" section
+# and the first one of clients/<dir>/README.md (once when they agree). Each runs against the
+# repository's service (on an OCI layout) with the example URL replaced by the service's, `token`
+# from $OCI_TFSTATE_TOKEN, and a state in `default`; the watching ones must show a lock taken and
 # released meanwhile. Any failing command fails its suite; every suite runs (scripts/lib/suites.sh).
 set -euo pipefail
 
@@ -58,21 +58,20 @@ suite_cleanup() {
   rm -rf "$WORK"
 }
 
-# The first ```LANG block of README.md's "## Clients" section, checked against clients/DIR/README.md.
-readme_example() {
+# readme_examples LANG DIR: the first ```LANG block of README.md's "## Clients" section and the
+# first one of clients/DIR/README.md, each with the README's URL replaced by the service's; sets
+# EXAMPLES to the distinct ones (one when both READMEs agree), each a string.
+readme_examples() {
   local lang="$1" dir="$2" root_block client_block
   root_block="$(first_block "$lang" '^## Clients' "$ROOT/README.md")"
   client_block="$(first_block "$lang" '' "$ROOT/clients/$dir/README.md")"
-  if [[ -z "$root_block" ]]; then
-    echo "README.md has no \`\`\`$lang block in its '## Clients' section" >&2
-    return 1
+  [[ -n "$root_block" ]] || { echo "README.md has no \`\`\`$lang block in its '## Clients' section" >&2; return 1; }
+  [[ -n "$client_block" ]] || { echo "clients/$dir/README.md has no \`\`\`$lang block" >&2; return 1; }
+  EXAMPLES=("${root_block//"$EXAMPLE_URL"/"$SERVICE_URL"}")
+  if [[ "$client_block" != "$root_block" ]]; then
+    echo "README.md and clients/$dir/README.md show different $lang examples: both run"
+    EXAMPLES+=("${client_block//"$EXAMPLE_URL"/"$SERVICE_URL"}")
   fi
-  if [[ "$root_block" != "$client_block" ]]; then
-    echo "the $lang example of README.md differs from the one of clients/$dir/README.md:" >&2
-    diff <(echo "$root_block") <(echo "$client_block") >&2 || true
-    return 1
-  fi
-  printf '%s\n' "$root_block"
 }
 
 # first_block LANG SECTION-REGEX FILE: the first ```LANG block, inside the `## ` section whose
@@ -84,13 +83,6 @@ first_block() {
     open && /^```/ { exit }
     open { print }
   ' "$3"
-}
-
-# with_service_url: the example with the README's URL replaced by the service's.
-with_service_url() {
-  local block
-  block="$(cat)"
-  printf '%s\n' "${block//"$EXAMPLE_URL"/"$SERVICE_URL"}"
 }
 
 # Stores a small state in `default`, as the examples read it; prints its length in bytes.
@@ -117,8 +109,7 @@ lock_and_watch() {
 
 test_ts() {
   suite_dir ts
-  local example tarball listing
-  example="$(readme_example ts ts)"
+  local tarball listing
   cmp "$ROOT/LICENSE" "$ROOT/clients/ts/LICENSE"
   cd "$ROOT"
   # prepack builds dist/.
@@ -144,7 +135,7 @@ test_ts() {
   types_node="$("$NODE" -p 'require(process.argv[1]).devDependencies["@types/node"]' "$ROOT/package.json")"
   npm install --no-audit --no-fund --prefer-offline --loglevel=error \
     "$tarball" "typescript@$typescript" "@types/node@$types_node"
-  cat >tsconfig.json <<'EOF'
+  cat >tsconfig.json <<'JSON'
 {
   "compilerOptions": {
     "target": "ES2023",
@@ -157,19 +148,9 @@ test_ts() {
     "verbatimModuleSyntax": true,
     "noEmit": true
   },
-  "files": ["example.ts"]
+  "include": ["example-*.ts"]
 }
-EOF
-  start_service "$WORK"
-  local bytes
-  bytes="$(seed_state)"
-  {
-    echo 'const token = process.env.OCI_TFSTATE_TOKEN;'
-    with_service_url <<<"$example"
-  } >example.ts
-  cat example.ts
-  # The package's declarations, as a strict project sees them (its own dependencies' too).
-  node_modules/.bin/tsc -p tsconfig.json
+JSON
   # Every entry point loads from the installed package.
   "$NODE" --input-type=module -e '
     for (const entry of ["@oci-tfstate/client", "@oci-tfstate/client/node", "@oci-tfstate/client/web"]) {
@@ -178,32 +159,44 @@ EOF
         throw new Error(`${entry} lacks its exports`);
     }
   '
+  start_service "$WORK"
+  local bytes i
+  bytes="$(seed_state)"
+  readme_examples ts ts
+  for i in "${!EXAMPLES[@]}"; do
+    printf 'const token = process.env.OCI_TFSTATE_TOKEN;\n%s\n' "${EXAMPLES[$i]}" >"example-$i.ts"
+    cat "example-$i.ts"
+  done
+  # The package's declarations, as a strict project sees them (its own dependencies' too).
+  node_modules/.bin/tsc -p tsconfig.json
   "$NODE" --version
-  "$NODE" example.ts >example.out 2>&1 &
-  EXAMPLE_PID=$!
-  wait_for_output example.out "^$bytes bytes"
-  lock_and_watch example.out
-  cat example.out
+  for i in "${!EXAMPLES[@]}"; do
+    "$NODE" "example-$i.ts" >"example-$i.out" 2>&1 &
+    EXAMPLE_PID=$!
+    wait_for_output "example-$i.out" "^$bytes bytes"
+    lock_and_watch "example-$i.out"
+    cat "example-$i.out"
+  done
   stop_service
 }
 
 test_go() {
   suite_dir go
-  local example module="github.com/oci-tfstate/oci-tfstate/clients/go"
-  example="$(readme_example go go)"
+  local module="github.com/oci-tfstate/oci-tfstate/clients/go" bytes i
   # A module zip holds only its own directory, so the module carries the license itself.
   cmp "$ROOT/LICENSE" "$ROOT/clients/go/LICENSE"
   go version
-  mkdir "$WORK/app"
-  cd "$WORK/app"
   start_service "$WORK"
-  local bytes
   bytes="$(seed_state)"
-  go mod init example.com/readme-example
-  # What clients/go/README.md tells a user to do until the module is published.
-  go mod edit -replace="$module=$ROOT/clients/go"
-  {
-    cat <<'EOF'
+  readme_examples go go
+  for i in "${!EXAMPLES[@]}"; do
+    mkdir "$WORK/app-$i"
+    cd "$WORK/app-$i"
+    go mod init example.com/readme-example
+    # What clients/go/README.md tells a user to do until the module is published.
+    go mod edit -replace="$module=$ROOT/clients/go"
+    {
+      cat <<'GO'
 package main
 
 import (
@@ -219,36 +212,37 @@ import (
 func main() {
 	ctx := context.Background()
 	token := os.Getenv("OCI_TFSTATE_TOKEN")
-EOF
-    with_service_url <<<"$example" | sed 's/^/\t/'
-    cat <<'EOF'
+GO
+      sed 's/^/\t/' <<<"${EXAMPLES[$i]}"
+      cat <<'GO'
 	if _, held := tfstate.LockHolder(err); err != nil && !held {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
-EOF
-  } >main.go
-  cat main.go
-  go mod tidy
-  cat go.mod
-  go vet ./...
-  go build -o readme-example .
-  # First run: reads the state and takes the lock; the second finds it held by the first.
-  ./readme-example | tee first.out
-  grep -q "^$bytes bytes" first.out || { echo "the example did not print the state's size ($bytes bytes)" >&2; return 1; }
-  rpc StateService/GetLock '{"workspace":"default"}' | tee lock.json
-  grep -q '"state":"LOCK_STATE_LOCKED"' lock.json
-  grep -q '"who":"ci@runner"' lock.json
-  ./readme-example | tee second.out
-  grep -q "locked by ci@runner" second.out || { echo "the second run did not report the holder" >&2; return 1; }
+GO
+    } >main.go
+    cat main.go
+    go mod tidy
+    cat go.mod
+    go vet ./...
+    go build -o readme-example .
+    # First run: reads the state and takes the lock; the second finds it held by the first.
+    ./readme-example | tee first.out
+    grep -q "^$bytes bytes" first.out || { echo "the example did not print the state's size ($bytes bytes)" >&2; return 1; }
+    rpc StateService/GetLock '{"workspace":"default"}' | tee lock.json
+    grep -q '"state":"LOCK_STATE_LOCKED"' lock.json
+    grep -q '"who":"ci@runner"' lock.json
+    ./readme-example | tee second.out
+    grep -q "locked by ci@runner" second.out || { echo "the second run did not report the holder" >&2; return 1; }
+    rpc StateService/Unlock '{"workspace":"default","force":true}' >/dev/null
+  done
   stop_service
 }
 
 test_python() {
   suite_dir python
-  local example wheel venv="$WORK/venv"
-  example="$(readme_example python python)"
+  local wheel venv="$WORK/venv" i
   cmp "$ROOT/LICENSE" "$ROOT/clients/python/LICENSE"
   "$ROOT/.tools/venv/bin/python" -m pip wheel --disable-pip-version-check --no-input --quiet \
     --no-deps --no-build-isolation --no-index --wheel-dir "$WORK/dist" "$ROOT/clients/python"
@@ -262,7 +256,7 @@ test_python() {
     --only-binary=:all: --constraint "$ROOT/clients/python/requirements-dev.txt" "$wheel"
   "$venv/bin/python" -m pip check
   cd "$WORK"
-  "$venv/bin/python" - "$venv" <<'EOF'
+  "$venv/bin/python" - "$venv" <<'PY'
 import importlib, pkgutil, sys
 from importlib import metadata
 import oci_tfstate
@@ -277,20 +271,19 @@ files = [str(f) for f in metadata.files("oci-tfstate") or []]
 assert any(f.endswith("py.typed") for f in files), "py.typed is not in the wheel"
 assert any(f.endswith("LICENSE") for f in files), "LICENSE is not in the wheel"
 print(f"{len(names)} modules import from {oci_tfstate.__file__}")
-EOF
+PY
   start_service "$WORK"
   seed_state >/dev/null
-  {
-    echo 'import os'
-    echo 'token = os.environ["OCI_TFSTATE_TOKEN"]'
-    with_service_url <<<"$example"
-  } >example.py
-  cat example.py
-  "$venv/bin/python" -u example.py >example.out 2>&1 &
-  EXAMPLE_PID=$!
-  wait_for_output example.out 'readme-example'
-  lock_and_watch example.out
-  cat example.out
+  readme_examples python python
+  for i in "${!EXAMPLES[@]}"; do
+    printf 'import os\ntoken = os.environ["OCI_TFSTATE_TOKEN"]\n%s\n' "${EXAMPLES[$i]}" >"example-$i.py"
+    cat "example-$i.py"
+    "$venv/bin/python" -u "example-$i.py" >"example-$i.out" 2>&1 &
+    EXAMPLE_PID=$!
+    wait_for_output "example-$i.out" 'readme-example'
+    lock_and_watch "example-$i.out"
+    cat "example-$i.out"
+  done
   stop_service
 }
 
