@@ -14,7 +14,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export ROOT="$PWD"
-# shellcheck source=lib/suites.sh
+# shellcheck source=scripts/lib/suites.sh
 source scripts/lib/suites.sh
 
 suites=("$@")

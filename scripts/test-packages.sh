@@ -21,9 +21,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export ROOT="$PWD"
-# shellcheck source=lib/suites.sh
+# shellcheck source=scripts/lib/suites.sh
 source scripts/lib/suites.sh
-# shellcheck source=lib/service.sh
+# shellcheck source=scripts/lib/service.sh
 source scripts/lib/service.sh
 
 suites=("$@")
@@ -152,6 +152,7 @@ test_ts() {
 }
 JSON
   # Every entry point loads from the installed package.
+  # shellcheck disable=SC2016 # JavaScript, not shell
   "$NODE" --input-type=module -e '
     for (const entry of ["@oci-tfstate/client", "@oci-tfstate/client/node", "@oci-tfstate/client/web"]) {
       const m = await import(entry);
@@ -213,6 +214,7 @@ func main() {
 	ctx := context.Background()
 	token := os.Getenv("OCI_TFSTATE_TOKEN")
 GO
+      # shellcheck disable=SC2001 # indents every line
       sed 's/^/\t/' <<<"${EXAMPLES[$i]}"
       cat <<'GO'
 	if _, held := tfstate.LockHolder(err); err != nil && !held {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/test-packages.sh: the repository's service for a check, and calls to it. Needs
 # $ROOT (the checkout) and the pinned Node in node_modules/.bin; no curl (CI does not install it).
 #
@@ -50,6 +51,7 @@ stop_service() {
 }
 
 rpc() {
+  # shellcheck disable=SC2016 # JavaScript, not shell
   "$ROOT/node_modules/.bin/node" --input-type=module -e '
     const [url, method, body] = process.argv.slice(1);
     const res = await fetch(`${url}/tfstate.v1.${method}`, {

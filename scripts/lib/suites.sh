@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts that run several test suites (scripts/test-clients.sh,
 # scripts/test-packages.sh):
 #
