@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# CI gate for the API: proto files formatted and lint-clean, src/gen identical
-# to what proto/ generates, and no breaking change against the baseline.
+# CI gate for the API: proto files formatted and lint-clean, the generated
+# TypeScript (src/gen, and the TypeScript client's clients/ts/src/gen)
+# identical to what proto/ generates, and no breaking change against the
+# baseline.
 #
 # Baseline for `buf breaking`: $BUF_BREAKING_AGAINST when set (any buf input,
 # e.g. '.git#branch=main'); otherwise the merge base with `main` when on
@@ -24,15 +26,16 @@ echo "== buf lint + generate"
 bash scripts/generate.sh
 
 echo "== generated code drift"
-changes="$(git status --porcelain --untracked-files=all -- src/gen)"
+GENERATED=(src/gen clients/ts/src/gen)
+changes="$(git status --porcelain --untracked-files=all -- "${GENERATED[@]}")"
 if [[ -n "$changes" ]]; then
-  echo "src/gen does not match proto/. Run 'npm run generate' and commit the result. Changed files:" >&2
+  echo "${GENERATED[*]} do not match proto/. Run 'npm run generate' and commit the result. Changed files:" >&2
   echo "$changes" >&2
-  git --no-pager diff --stat -- src/gen >&2 || true
-  git --no-pager diff -- src/gen | head -n 400 >&2 || true
+  git --no-pager diff --stat -- "${GENERATED[@]}" >&2 || true
+  git --no-pager diff -- "${GENERATED[@]}" | head -n 400 >&2 || true
   fail=1
 else
-  echo "src/gen is up to date."
+  echo "${GENERATED[*]} are up to date."
 fi
 
 echo "== buf breaking"

@@ -20,7 +20,10 @@ if [[ "${1:-}" == "--path" ]]; then
   exit 0
 fi
 
-if [[ -x "$TOFU_BIN" ]] && CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null "$TOFU_BIN" version 2>/dev/null | grep -qx "OpenTofu ${TOFU_VERSION}"; then
+# The version is read in full before it is matched: with pipefail, `tofu version | grep -q` fails
+# when grep stops reading early and tofu gets SIGPIPE, which would rebuild a good binary.
+if [[ -x "$TOFU_BIN" ]] &&
+  grep -qx "OpenTofu ${TOFU_VERSION}" <<<"$(CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null "$TOFU_BIN" version 2>/dev/null)"; then
   echo "$TOFU_BIN"
   exit 0
 fi

@@ -7,12 +7,15 @@
 #   scripts/test-clients.sh go python    only those
 #
 # Each suite also runs its language's static checks (gofmt and go vet; ruff and mypy; tsc and biome).
-# A missing toolchain (go, python3 3.11+, node_modules) is a failure, never a skip. Every suite runs
-# even when an earlier one failed; the exit status is non-zero when any failed.
+# A missing toolchain (go, python3 3.11+, node_modules) is a failure, never a skip. Any failing
+# command fails its suite (scripts/lib/suites.sh); every suite runs even when an earlier one failed,
+# and the exit status is non-zero when any failed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT="$PWD"
+export ROOT="$PWD"
+# shellcheck source=scripts/lib/suites.sh
+source scripts/lib/suites.sh
 
 suites=("$@")
 ((${#suites[@]} > 0)) || suites=(go python ts)
@@ -57,28 +60,15 @@ test_python() {
   pytest
 }
 
+# The example imports the package by name, as users do, so it typechecks and runs against the
+# compiled dist/ (`npm test` builds it again first: its pretest).
 test_ts() {
   cd "$ROOT"
   node --version
+  npm run build --workspace @oci-tfstate/client
   tsc --noEmit -p clients/ts/tsconfig.json
   biome check clients/ts
   npm test --workspace @oci-tfstate/client
 }
 
-failed=()
-for suite in "${suites[@]}"; do
-  printf '\n== %s client\n' "$suite"
-  started=$SECONDS
-  # A subshell per suite: set -e applies inside it, and a failure ends only that suite.
-  if ("test_$suite"); then
-    echo "== $suite client: passed in $((SECONDS - started)) s"
-  else
-    echo "== $suite client: FAILED after $((SECONDS - started)) s" >&2
-    failed+=("$suite")
-  fi
-done
-
-if ((${#failed[@]} > 0)); then
-  echo "test-clients: failed: ${failed[*]}" >&2
-  exit 1
-fi
+run_suites client "${suites[@]}"

@@ -111,7 +111,16 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   });
 
   coordinator.ready({ deadline: Date.now() + 10_000 }).then(
-    () => logger.info("storage reachable", { storage: backend.target.location }),
+    () => {
+      logger.info("storage reachable", { storage: backend.target.location });
+      // So `state-default` exists from the start for OCI tools; the store may refuse (read-only).
+      coordinator.ensureDefaultWorkspace({ deadline: Date.now() + 10_000 }).then(
+        (created) => {
+          if (created) logger.info("created the default workspace", { storage: backend.target.location });
+        },
+        (err: unknown) => logger.warn("could not create the default workspace", { error: err }),
+      );
+    },
     (err: unknown) => logger.warn("storage not reachable yet; /readyz reports it", { error: err }),
   );
 

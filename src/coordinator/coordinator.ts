@@ -3,6 +3,7 @@ import { mapLimit } from "../concurrency.ts";
 import { InvalidArgumentError, NotFoundError, UnavailableError } from "../errors.ts";
 import { type Logger, noopLogger } from "../log.ts";
 import type { CallOptions } from "../oci/target.ts";
+import { ensureDefaultWorkspace } from "../oras/default-workspace.ts";
 import {
   type Backend,
   DEFAULT_WORKSPACE,
@@ -396,6 +397,19 @@ class ServiceCoordinator implements Coordinator {
   }
 
   // ---- service ----
+
+  ensureDefaultWorkspace(opts?: CallOptions): Promise<boolean> {
+    return this.#run(() =>
+      this.#queue.run(
+        DEFAULT_WORKSPACE,
+        () => ensureDefaultWorkspace(this.#backend.target, callOptions(opts)),
+        {
+          ...callOptions(opts),
+          what: "creating the default workspace",
+        },
+      ),
+    );
+  }
 
   ready(opts?: CallOptions): Promise<void> {
     return this.#run(() => this.#backend.target.ping(callOptions(opts)));

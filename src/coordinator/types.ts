@@ -190,6 +190,11 @@ export interface Coordinator {
    */
   deleteWorkspace(workspace: string, opts?: DeleteWorkspaceOptions): Promise<void>;
 
+  /**
+   * Writes `default`'s empty state manifest when the store has none (true when written), in the
+   * workspace's queue, so no write of `default` through this service can interleave.
+   */
+  ensureDefaultWorkspace(opts?: CallOptions): Promise<boolean>;
   /** Registry (or layout) reachable. */
   ready(opts?: CallOptions): Promise<void>;
   stats(): CoordinatorStats;

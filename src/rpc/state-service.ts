@@ -8,11 +8,12 @@ import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { LockEvent } from "../coordinator/types.ts";
 import { InvalidArgumentError, NotFoundError } from "../errors.ts";
-import type {
-  DownloadStateResponseSchema,
-  StateService,
-  UploadStateRequest,
-  WatchLockResponse,
+import {
+  type DownloadStateResponseSchema,
+  LockState,
+  type StateService,
+  type UploadStateRequest,
+  type WatchLockResponse,
 } from "../gen/tfstate/v1/state_service_pb.ts";
 import { callOptions } from "./call-options.ts";
 import {
@@ -94,9 +95,10 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     async getLock(req, ctx) {
       const ws = workspaceArg(req.workspace);
       const status = await coordinator.getLock(ws, callOptions(ctx));
-      if (status.state === "unlocked") return {};
+      if (status.state === "unlocked") return { state: LockState.UNLOCKED };
       // An unreadable lock still blocks everyone: it is reported as held, its digest as the ID.
       return {
+        state: LockState.LOCKED,
         lock: lockInfoToProto(status.info),
         generation: BigInt(status.generation),
         ...(status.leaseExpiresAt !== null ? { expireTime: timestampFromMs(status.leaseExpiresAt) } : {}),

@@ -20,9 +20,9 @@ import {
   SizeLimitDetailSchema,
   StateService,
   WorkspaceService,
-} from "./gen.ts";
+} from "./gen.js";
 
-export * from "./gen.ts";
+export * from "./gen.js";
 
 /** Clients of both services of one oci-tfstate server, sharing one transport. */
 export interface TfstateClient {

@@ -1,6 +1,6 @@
 /** Helpers shared by the Node and the browser entry points; not part of the package's API. */
 import type { Interceptor } from "@connectrpc/connect";
-import { bearerToken } from "./index.ts";
+import { bearerToken } from "./index.js";
 
 /** Checks a base URL; returns it parsed, and as a string without a trailing slash. */
 export function checkBaseUrl(baseUrl: string): { url: URL; base: string } {

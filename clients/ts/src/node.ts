@@ -14,10 +14,10 @@ import {
   createGrpcWebTransport,
   Http2SessionManager,
 } from "@connectrpc/connect-node";
-import { createTfstateClient, type Protocol, type TfstateClient } from "./index.ts";
-import { checkBaseUrl, interceptorsFor } from "./internal.ts";
+import { createTfstateClient, type Protocol, type TfstateClient } from "./index.js";
+import { checkBaseUrl, interceptorsFor } from "./internal.js";
 
-export * from "./index.ts";
+export * from "./index.js";
 
 type PemInput = string | Buffer | Array<string | Buffer>;
 

@@ -10,10 +10,10 @@
  */
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
-import { createTfstateClient, type TfstateClient } from "./index.ts";
-import { checkBaseUrl, interceptorsFor } from "./internal.ts";
+import { createTfstateClient, type TfstateClient } from "./index.js";
+import { checkBaseUrl, interceptorsFor } from "./internal.js";
 
-export * from "./index.ts";
+export * from "./index.js";
 
 export interface WebClientOptions {
   /** The server's URL, e.g. `https://tfstate.example.com`. */

@@ -23,6 +23,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// LockState says whether a workspace is locked.
+type LockState int32
+
+const (
+	// Not specified; the server never sends it.
+	LockState_LOCK_STATE_UNSPECIFIED LockState = 0
+	// No one holds the lock.
+	LockState_LOCK_STATE_UNLOCKED LockState = 1
+	// The workspace is locked by `lock`.
+	LockState_LOCK_STATE_LOCKED LockState = 2
+)
+
+// Enum value maps for LockState.
+var (
+	LockState_name = map[int32]string{
+		0: "LOCK_STATE_UNSPECIFIED",
+		1: "LOCK_STATE_UNLOCKED",
+		2: "LOCK_STATE_LOCKED",
+	}
+	LockState_value = map[string]int32{
+		"LOCK_STATE_UNSPECIFIED": 0,
+		"LOCK_STATE_UNLOCKED":    1,
+		"LOCK_STATE_LOCKED":      2,
+	}
+)
+
+func (x LockState) Enum() *LockState {
+	p := new(LockState)
+	*p = x
+	return p
+}
+
+func (x LockState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LockState) Descriptor() protoreflect.EnumDescriptor {
+	return file_tfstate_v1_state_service_proto_enumTypes[0].Descriptor()
+}
+
+func (LockState) Type() protoreflect.EnumType {
+	return &file_tfstate_v1_state_service_proto_enumTypes[0]
+}
+
+func (x LockState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LockState.Descriptor instead.
+func (LockState) EnumDescriptor() ([]byte, []int) {
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{0}
+}
+
 // LockEventKind says what a WatchLockResponse reports.
 type LockEventKind int32
 
@@ -75,11 +128,11 @@ func (x LockEventKind) String() string {
 }
 
 func (LockEventKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_tfstate_v1_state_service_proto_enumTypes[0].Descriptor()
+	return file_tfstate_v1_state_service_proto_enumTypes[1].Descriptor()
 }
 
 func (LockEventKind) Type() protoreflect.EnumType {
-	return &file_tfstate_v1_state_service_proto_enumTypes[0]
+	return &file_tfstate_v1_state_service_proto_enumTypes[1]
 }
 
 func (x LockEventKind) Number() protoreflect.EnumNumber {
@@ -88,7 +141,7 @@ func (x LockEventKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LockEventKind.Descriptor instead.
 func (LockEventKind) EnumDescriptor() ([]byte, []int) {
-	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{0}
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{1}
 }
 
 // Request for StateService.GetState.
@@ -732,7 +785,12 @@ type GetLockResponse struct {
 	Generation int64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
 	// When the holder's lease ends; unset when not locked or when the lock
 	// never expires.
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Whether the workspace is locked, set on every answer, so a free
+	// workspace reads `{"state":"LOCK_STATE_UNLOCKED"}` in JSON rather than
+	// `{}`. A lock the server cannot read is LOCKED: it still blocks
+	// everyone, and `lock.id` is its digest (force-unlock removes it).
+	State         LockState `protobuf:"varint,4,opt,name=state,proto3,enum=tfstate.v1.LockState" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -786,6 +844,13 @@ func (x *GetLockResponse) GetExpireTime() *timestamppb.Timestamp {
 		return x.ExpireTime
 	}
 	return nil
+}
+
+func (x *GetLockResponse) GetState() LockState {
+	if x != nil {
+		return x.State
+	}
+	return LockState_LOCK_STATE_UNSPECIFIED
 }
 
 // Request for StateService.WatchLock.
@@ -1737,14 +1802,15 @@ const file_tfstate_v1_state_service_proto_rawDesc = "" +
 	"\x0eUnlockResponse\x129\n" +
 	"\rreleased_lock\x18\x01 \x01(\v2\x14.tfstate.v1.LockInfoR\freleasedLock\".\n" +
 	"\x0eGetLockRequest\x12\x1c\n" +
-	"\tworkspace\x18\x01 \x01(\tR\tworkspace\"\x98\x01\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\"\xc5\x01\n" +
 	"\x0fGetLockResponse\x12(\n" +
 	"\x04lock\x18\x01 \x01(\v2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x03R\n" +
 	"generation\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"0\n" +
+	"expireTime\x12+\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x15.tfstate.v1.LockStateR\x05state\"0\n" +
 	"\x10WatchLockRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\"\xe9\x01\n" +
 	"\x11WatchLockResponse\x12\x1c\n" +
@@ -1799,7 +1865,11 @@ const file_tfstate_v1_state_service_proto_rawDesc = "" +
 	"\x03md5\x18\x04 \x01(\fR\x03md5B\r\n" +
 	"\v_size_bytes\"L\n" +
 	"\x13UploadStateResponse\x125\n" +
-	"\bmetadata\x18\x01 \x01(\v2\x19.tfstate.v1.StateMetadataR\bmetadata*\xaf\x01\n" +
+	"\bmetadata\x18\x01 \x01(\v2\x19.tfstate.v1.StateMetadataR\bmetadata*W\n" +
+	"\tLockState\x12\x1a\n" +
+	"\x16LOCK_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13LOCK_STATE_UNLOCKED\x10\x01\x12\x15\n" +
+	"\x11LOCK_STATE_LOCKED\x10\x02*\xaf\x01\n" +
 	"\rLockEventKind\x12\x1f\n" +
 	"\x1bLOCK_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18LOCK_EVENT_KIND_SNAPSHOT\x10\x01\x12%\n" +
@@ -1836,91 +1906,93 @@ func file_tfstate_v1_state_service_proto_rawDescGZIP() []byte {
 	return file_tfstate_v1_state_service_proto_rawDescData
 }
 
-var file_tfstate_v1_state_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_tfstate_v1_state_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_tfstate_v1_state_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_tfstate_v1_state_service_proto_goTypes = []any{
-	(LockEventKind)(0),             // 0: tfstate.v1.LockEventKind
-	(*GetStateRequest)(nil),        // 1: tfstate.v1.GetStateRequest
-	(*GetStateResponse)(nil),       // 2: tfstate.v1.GetStateResponse
-	(*PutStateRequest)(nil),        // 3: tfstate.v1.PutStateRequest
-	(*PutStateResponse)(nil),       // 4: tfstate.v1.PutStateResponse
-	(*DeleteStateRequest)(nil),     // 5: tfstate.v1.DeleteStateRequest
-	(*DeleteStateResponse)(nil),    // 6: tfstate.v1.DeleteStateResponse
-	(*LockRequest)(nil),            // 7: tfstate.v1.LockRequest
-	(*LockResponse)(nil),           // 8: tfstate.v1.LockResponse
-	(*UnlockRequest)(nil),          // 9: tfstate.v1.UnlockRequest
-	(*UnlockResponse)(nil),         // 10: tfstate.v1.UnlockResponse
-	(*GetLockRequest)(nil),         // 11: tfstate.v1.GetLockRequest
-	(*GetLockResponse)(nil),        // 12: tfstate.v1.GetLockResponse
-	(*WatchLockRequest)(nil),       // 13: tfstate.v1.WatchLockRequest
-	(*WatchLockResponse)(nil),      // 14: tfstate.v1.WatchLockResponse
-	(*ListVersionsRequest)(nil),    // 15: tfstate.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),   // 16: tfstate.v1.ListVersionsResponse
-	(*GetVersionRequest)(nil),      // 17: tfstate.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),     // 18: tfstate.v1.GetVersionResponse
-	(*RestoreVersionRequest)(nil),  // 19: tfstate.v1.RestoreVersionRequest
-	(*RestoreVersionResponse)(nil), // 20: tfstate.v1.RestoreVersionResponse
-	(*DownloadStateRequest)(nil),   // 21: tfstate.v1.DownloadStateRequest
-	(*DownloadStateResponse)(nil),  // 22: tfstate.v1.DownloadStateResponse
-	(*ContentChecksum)(nil),        // 23: tfstate.v1.ContentChecksum
-	(*UploadStateRequest)(nil),     // 24: tfstate.v1.UploadStateRequest
-	(*UploadStateHeader)(nil),      // 25: tfstate.v1.UploadStateHeader
-	(*UploadStateResponse)(nil),    // 26: tfstate.v1.UploadStateResponse
-	(*StateMetadata)(nil),          // 27: tfstate.v1.StateMetadata
-	(*LockInfo)(nil),               // 28: tfstate.v1.LockInfo
-	(*durationpb.Duration)(nil),    // 29: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 30: google.protobuf.Timestamp
-	(*StateVersion)(nil),           // 31: tfstate.v1.StateVersion
+	(LockState)(0),                 // 0: tfstate.v1.LockState
+	(LockEventKind)(0),             // 1: tfstate.v1.LockEventKind
+	(*GetStateRequest)(nil),        // 2: tfstate.v1.GetStateRequest
+	(*GetStateResponse)(nil),       // 3: tfstate.v1.GetStateResponse
+	(*PutStateRequest)(nil),        // 4: tfstate.v1.PutStateRequest
+	(*PutStateResponse)(nil),       // 5: tfstate.v1.PutStateResponse
+	(*DeleteStateRequest)(nil),     // 6: tfstate.v1.DeleteStateRequest
+	(*DeleteStateResponse)(nil),    // 7: tfstate.v1.DeleteStateResponse
+	(*LockRequest)(nil),            // 8: tfstate.v1.LockRequest
+	(*LockResponse)(nil),           // 9: tfstate.v1.LockResponse
+	(*UnlockRequest)(nil),          // 10: tfstate.v1.UnlockRequest
+	(*UnlockResponse)(nil),         // 11: tfstate.v1.UnlockResponse
+	(*GetLockRequest)(nil),         // 12: tfstate.v1.GetLockRequest
+	(*GetLockResponse)(nil),        // 13: tfstate.v1.GetLockResponse
+	(*WatchLockRequest)(nil),       // 14: tfstate.v1.WatchLockRequest
+	(*WatchLockResponse)(nil),      // 15: tfstate.v1.WatchLockResponse
+	(*ListVersionsRequest)(nil),    // 16: tfstate.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),   // 17: tfstate.v1.ListVersionsResponse
+	(*GetVersionRequest)(nil),      // 18: tfstate.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),     // 19: tfstate.v1.GetVersionResponse
+	(*RestoreVersionRequest)(nil),  // 20: tfstate.v1.RestoreVersionRequest
+	(*RestoreVersionResponse)(nil), // 21: tfstate.v1.RestoreVersionResponse
+	(*DownloadStateRequest)(nil),   // 22: tfstate.v1.DownloadStateRequest
+	(*DownloadStateResponse)(nil),  // 23: tfstate.v1.DownloadStateResponse
+	(*ContentChecksum)(nil),        // 24: tfstate.v1.ContentChecksum
+	(*UploadStateRequest)(nil),     // 25: tfstate.v1.UploadStateRequest
+	(*UploadStateHeader)(nil),      // 26: tfstate.v1.UploadStateHeader
+	(*UploadStateResponse)(nil),    // 27: tfstate.v1.UploadStateResponse
+	(*StateMetadata)(nil),          // 28: tfstate.v1.StateMetadata
+	(*LockInfo)(nil),               // 29: tfstate.v1.LockInfo
+	(*durationpb.Duration)(nil),    // 30: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 31: google.protobuf.Timestamp
+	(*StateVersion)(nil),           // 32: tfstate.v1.StateVersion
 }
 var file_tfstate_v1_state_service_proto_depIdxs = []int32{
-	27, // 0: tfstate.v1.GetStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	27, // 1: tfstate.v1.PutStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	28, // 2: tfstate.v1.LockRequest.lock:type_name -> tfstate.v1.LockInfo
-	29, // 3: tfstate.v1.LockRequest.wait:type_name -> google.protobuf.Duration
-	28, // 4: tfstate.v1.LockResponse.lock:type_name -> tfstate.v1.LockInfo
-	30, // 5: tfstate.v1.LockResponse.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 6: tfstate.v1.UnlockResponse.released_lock:type_name -> tfstate.v1.LockInfo
-	28, // 7: tfstate.v1.GetLockResponse.lock:type_name -> tfstate.v1.LockInfo
-	30, // 8: tfstate.v1.GetLockResponse.expire_time:type_name -> google.protobuf.Timestamp
-	0,  // 9: tfstate.v1.WatchLockResponse.kind:type_name -> tfstate.v1.LockEventKind
-	28, // 10: tfstate.v1.WatchLockResponse.lock:type_name -> tfstate.v1.LockInfo
-	30, // 11: tfstate.v1.WatchLockResponse.observe_time:type_name -> google.protobuf.Timestamp
-	31, // 12: tfstate.v1.ListVersionsResponse.versions:type_name -> tfstate.v1.StateVersion
-	27, // 13: tfstate.v1.GetVersionResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	27, // 14: tfstate.v1.RestoreVersionResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	27, // 15: tfstate.v1.DownloadStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	23, // 16: tfstate.v1.DownloadStateResponse.checksum:type_name -> tfstate.v1.ContentChecksum
-	25, // 17: tfstate.v1.UploadStateRequest.header:type_name -> tfstate.v1.UploadStateHeader
-	27, // 18: tfstate.v1.UploadStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	1,  // 19: tfstate.v1.StateService.GetState:input_type -> tfstate.v1.GetStateRequest
-	3,  // 20: tfstate.v1.StateService.PutState:input_type -> tfstate.v1.PutStateRequest
-	5,  // 21: tfstate.v1.StateService.DeleteState:input_type -> tfstate.v1.DeleteStateRequest
-	7,  // 22: tfstate.v1.StateService.Lock:input_type -> tfstate.v1.LockRequest
-	9,  // 23: tfstate.v1.StateService.Unlock:input_type -> tfstate.v1.UnlockRequest
-	11, // 24: tfstate.v1.StateService.GetLock:input_type -> tfstate.v1.GetLockRequest
-	13, // 25: tfstate.v1.StateService.WatchLock:input_type -> tfstate.v1.WatchLockRequest
-	15, // 26: tfstate.v1.StateService.ListVersions:input_type -> tfstate.v1.ListVersionsRequest
-	17, // 27: tfstate.v1.StateService.GetVersion:input_type -> tfstate.v1.GetVersionRequest
-	19, // 28: tfstate.v1.StateService.RestoreVersion:input_type -> tfstate.v1.RestoreVersionRequest
-	21, // 29: tfstate.v1.StateService.DownloadState:input_type -> tfstate.v1.DownloadStateRequest
-	24, // 30: tfstate.v1.StateService.UploadState:input_type -> tfstate.v1.UploadStateRequest
-	2,  // 31: tfstate.v1.StateService.GetState:output_type -> tfstate.v1.GetStateResponse
-	4,  // 32: tfstate.v1.StateService.PutState:output_type -> tfstate.v1.PutStateResponse
-	6,  // 33: tfstate.v1.StateService.DeleteState:output_type -> tfstate.v1.DeleteStateResponse
-	8,  // 34: tfstate.v1.StateService.Lock:output_type -> tfstate.v1.LockResponse
-	10, // 35: tfstate.v1.StateService.Unlock:output_type -> tfstate.v1.UnlockResponse
-	12, // 36: tfstate.v1.StateService.GetLock:output_type -> tfstate.v1.GetLockResponse
-	14, // 37: tfstate.v1.StateService.WatchLock:output_type -> tfstate.v1.WatchLockResponse
-	16, // 38: tfstate.v1.StateService.ListVersions:output_type -> tfstate.v1.ListVersionsResponse
-	18, // 39: tfstate.v1.StateService.GetVersion:output_type -> tfstate.v1.GetVersionResponse
-	20, // 40: tfstate.v1.StateService.RestoreVersion:output_type -> tfstate.v1.RestoreVersionResponse
-	22, // 41: tfstate.v1.StateService.DownloadState:output_type -> tfstate.v1.DownloadStateResponse
-	26, // 42: tfstate.v1.StateService.UploadState:output_type -> tfstate.v1.UploadStateResponse
-	31, // [31:43] is the sub-list for method output_type
-	19, // [19:31] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	28, // 0: tfstate.v1.GetStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	28, // 1: tfstate.v1.PutStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	29, // 2: tfstate.v1.LockRequest.lock:type_name -> tfstate.v1.LockInfo
+	30, // 3: tfstate.v1.LockRequest.wait:type_name -> google.protobuf.Duration
+	29, // 4: tfstate.v1.LockResponse.lock:type_name -> tfstate.v1.LockInfo
+	31, // 5: tfstate.v1.LockResponse.expire_time:type_name -> google.protobuf.Timestamp
+	29, // 6: tfstate.v1.UnlockResponse.released_lock:type_name -> tfstate.v1.LockInfo
+	29, // 7: tfstate.v1.GetLockResponse.lock:type_name -> tfstate.v1.LockInfo
+	31, // 8: tfstate.v1.GetLockResponse.expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 9: tfstate.v1.GetLockResponse.state:type_name -> tfstate.v1.LockState
+	1,  // 10: tfstate.v1.WatchLockResponse.kind:type_name -> tfstate.v1.LockEventKind
+	29, // 11: tfstate.v1.WatchLockResponse.lock:type_name -> tfstate.v1.LockInfo
+	31, // 12: tfstate.v1.WatchLockResponse.observe_time:type_name -> google.protobuf.Timestamp
+	32, // 13: tfstate.v1.ListVersionsResponse.versions:type_name -> tfstate.v1.StateVersion
+	28, // 14: tfstate.v1.GetVersionResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	28, // 15: tfstate.v1.RestoreVersionResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	28, // 16: tfstate.v1.DownloadStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	24, // 17: tfstate.v1.DownloadStateResponse.checksum:type_name -> tfstate.v1.ContentChecksum
+	26, // 18: tfstate.v1.UploadStateRequest.header:type_name -> tfstate.v1.UploadStateHeader
+	28, // 19: tfstate.v1.UploadStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	2,  // 20: tfstate.v1.StateService.GetState:input_type -> tfstate.v1.GetStateRequest
+	4,  // 21: tfstate.v1.StateService.PutState:input_type -> tfstate.v1.PutStateRequest
+	6,  // 22: tfstate.v1.StateService.DeleteState:input_type -> tfstate.v1.DeleteStateRequest
+	8,  // 23: tfstate.v1.StateService.Lock:input_type -> tfstate.v1.LockRequest
+	10, // 24: tfstate.v1.StateService.Unlock:input_type -> tfstate.v1.UnlockRequest
+	12, // 25: tfstate.v1.StateService.GetLock:input_type -> tfstate.v1.GetLockRequest
+	14, // 26: tfstate.v1.StateService.WatchLock:input_type -> tfstate.v1.WatchLockRequest
+	16, // 27: tfstate.v1.StateService.ListVersions:input_type -> tfstate.v1.ListVersionsRequest
+	18, // 28: tfstate.v1.StateService.GetVersion:input_type -> tfstate.v1.GetVersionRequest
+	20, // 29: tfstate.v1.StateService.RestoreVersion:input_type -> tfstate.v1.RestoreVersionRequest
+	22, // 30: tfstate.v1.StateService.DownloadState:input_type -> tfstate.v1.DownloadStateRequest
+	25, // 31: tfstate.v1.StateService.UploadState:input_type -> tfstate.v1.UploadStateRequest
+	3,  // 32: tfstate.v1.StateService.GetState:output_type -> tfstate.v1.GetStateResponse
+	5,  // 33: tfstate.v1.StateService.PutState:output_type -> tfstate.v1.PutStateResponse
+	7,  // 34: tfstate.v1.StateService.DeleteState:output_type -> tfstate.v1.DeleteStateResponse
+	9,  // 35: tfstate.v1.StateService.Lock:output_type -> tfstate.v1.LockResponse
+	11, // 36: tfstate.v1.StateService.Unlock:output_type -> tfstate.v1.UnlockResponse
+	13, // 37: tfstate.v1.StateService.GetLock:output_type -> tfstate.v1.GetLockResponse
+	15, // 38: tfstate.v1.StateService.WatchLock:output_type -> tfstate.v1.WatchLockResponse
+	17, // 39: tfstate.v1.StateService.ListVersions:output_type -> tfstate.v1.ListVersionsResponse
+	19, // 40: tfstate.v1.StateService.GetVersion:output_type -> tfstate.v1.GetVersionResponse
+	21, // 41: tfstate.v1.StateService.RestoreVersion:output_type -> tfstate.v1.RestoreVersionResponse
+	23, // 42: tfstate.v1.StateService.DownloadState:output_type -> tfstate.v1.DownloadStateResponse
+	27, // 43: tfstate.v1.StateService.UploadState:output_type -> tfstate.v1.UploadStateResponse
+	32, // [32:44] is the sub-list for method output_type
+	20, // [20:32] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_tfstate_v1_state_service_proto_init() }
@@ -1945,7 +2017,7 @@ func file_tfstate_v1_state_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tfstate_v1_state_service_proto_rawDesc), len(file_tfstate_v1_state_service_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -487,7 +487,7 @@ class GetLockRequest(Message[_GetLockRequestFields]):
 
         workspace: str
 
-_GetLockResponseFields: TypeAlias = Literal["lock", "generation", "expire_time"]
+_GetLockResponseFields: TypeAlias = Literal["lock", "generation", "expire_time", "state"]
 
 class GetLockResponse(Message[_GetLockResponseFields]):
     """
@@ -518,9 +518,18 @@ class GetLockResponse(Message[_GetLockResponseFields]):
             ```proto
             optional google.protobuf.Timestamp expire_time = 3;
             ```
+        state:
+            Whether the workspace is locked, set on every answer, so a free
+            workspace reads `{"state":"LOCK_STATE_UNLOCKED"}` in JSON rather than
+            `{}`. A lock the server cannot read is LOCKED: it still blocks
+            everyone, and `lock.id` is its digest (force-unlock removes it).
+
+            ```proto
+            tfstate.v1.LockState state = 4;
+            ```
     """
 
-    __slots__ = ("lock", "generation", "expire_time")
+    __slots__ = ("lock", "generation", "expire_time", "state")
 
     if TYPE_CHECKING:
 
@@ -530,12 +539,14 @@ class GetLockResponse(Message[_GetLockResponseFields]):
             lock: LockInfo | None = None,
             generation: int = 0,
             expire_time: Timestamp | None = None,
+            state: LockState | None = None,
         ) -> None:
             pass
 
         lock: LockInfo | None
         generation: int
         expire_time: Timestamp | None
+        state: LockState
 
 _WatchLockRequestFields: TypeAlias = Literal["workspace"]
 
@@ -1129,6 +1140,39 @@ class UploadStateResponse(Message[_UploadStateResponseFields]):
 
         metadata: StateMetadata | None
 
+class LockState(Enum):
+    """
+    LockState says whether a workspace is locked.
+
+    ```proto
+    enum tfstate.v1.LockState
+    ```
+
+    Attributes:
+        UNSPECIFIED:
+            Not specified; the server never sends it.
+
+            ```proto
+            LOCK_STATE_UNSPECIFIED = 0
+            ```
+        UNLOCKED:
+            No one holds the lock.
+
+            ```proto
+            LOCK_STATE_UNLOCKED = 1
+            ```
+        LOCKED:
+            The workspace is locked by `lock`.
+
+            ```proto
+            LOCK_STATE_LOCKED = 2
+            ```
+    """
+
+    UNSPECIFIED = 0
+    UNLOCKED = 1
+    LOCKED = 2
+
 class LockEventKind(Enum):
     """
     LockEventKind says what a WatchLockResponse reports.
@@ -1185,7 +1229,7 @@ class LockEventKind(Enum):
 
 
 _DESC = file_desc(
-    b'\n\x1etfstate/v1/state_service.proto\x12\ntfstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\x1a\x16tfstate/v1/state.proto"S\n\x0fGetStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12"\n\rif_none_match\x18\x02 \x01(\tR\x0bifNoneMatch"\x82\x01\n\x10GetStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state\x12!\n\x0cnot_modified\x18\x03 \x01(\x08R\x0bnotModified"p\n\x0fPutStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state\x12\x17\n\x07lock_id\x18\x03 \x01(\tR\x06lockId\x12\x10\n\x03md5\x18\x04 \x01(\x0cR\x03md5"I\n\x10PutStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata"K\n\x12DeleteStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId"\x15\n\x13DeleteStateResponse"\x84\x01\n\x0bLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12(\n\x04lock\x18\x02 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12-\n\x04wait\x18\x03 \x01(\x0b2\x19.google.protobuf.DurationR\x04wait"\x95\x01\n\x0cLockResponse\x12(\n\x04lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x02 \x01(\x03R\ngeneration\x12;\n\x0bexpire_time\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\nexpireTime"\\\n\rUnlockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId\x12\x14\n\x05force\x18\x03 \x01(\x08R\x05force"K\n\x0eUnlockResponse\x129\n\rreleased_lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x0creleasedLock".\n\x0eGetLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace"\x98\x01\n\x0fGetLockResponse\x12(\n\x04lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x02 \x01(\x03R\ngeneration\x12;\n\x0bexpire_time\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\nexpireTime"0\n\x10WatchLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace"\xe9\x01\n\x11WatchLockResponse\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12-\n\x04kind\x18\x02 \x01(\x0e2\x19.tfstate.v1.LockEventKindR\x04kind\x12(\n\x04lock\x18\x03 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x04 \x01(\x03R\ngeneration\x12=\n\x0cobserve_time\x18\x05 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bobserveTime"o\n\x13ListVersionsRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken"t\n\x14ListVersionsResponse\x124\n\x08versions\x18\x01 \x03(\x0b2\x18.tfstate.v1.StateVersionR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"K\n\x11GetVersionRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"a\n\x12GetVersionResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state"h\n\x15RestoreVersionRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x17\n\x07lock_id\x18\x03 \x01(\tR\x06lockId"O\n\x16RestoreVersionResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata"N\n\x14DownloadStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"\xae\x01\n\x15DownloadStateResponse\x127\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataH\x00R\x08metadata\x12\x16\n\x05chunk\x18\x02 \x01(\x0cH\x00R\x05chunk\x129\n\x08checksum\x18\x03 \x01(\x0b2\x1b.tfstate.v1.ContentChecksumH\x00R\x08checksumB\t\n\x07payload"B\n\x0fContentChecksum\x12\x1d\n\nsize_bytes\x18\x01 \x01(\x03R\tsizeBytes\x12\x10\n\x03md5\x18\x02 \x01(\x0cR\x03md5"p\n\x12UploadStateRequest\x127\n\x06header\x18\x01 \x01(\x0b2\x1d.tfstate.v1.UploadStateHeaderH\x00R\x06header\x12\x16\n\x05chunk\x18\x02 \x01(\x0cH\x00R\x05chunkB\t\n\x07payload"\x8f\x01\n\x11UploadStateHeader\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId\x12"\n\nsize_bytes\x18\x03 \x01(\x03H\x00R\tsizeBytes\x88\x01\x01\x12\x10\n\x03md5\x18\x04 \x01(\x0cR\x03md5B\r\n\x0b_size_bytes"L\n\x13UploadStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata*\xaf\x01\n\rLockEventKind\x12\x1f\n\x1bLOCK_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18LOCK_EVENT_KIND_SNAPSHOT\x10\x01\x12%\n!LOCK_EVENT_KIND_SNAPSHOT_COMPLETE\x10\x02\x12\x1a\n\x16LOCK_EVENT_KIND_LOCKED\x10\x03\x12\x1c\n\x18LOCK_EVENT_KIND_UNLOCKED\x10\x042\xc8\x07\n\x0cStateService\x12J\n\x08GetState\x12\x1b.tfstate.v1.GetStateRequest\x1a\x1c.tfstate.v1.GetStateResponse"\x03\x90\x02\x01\x12E\n\x08PutState\x12\x1b.tfstate.v1.PutStateRequest\x1a\x1c.tfstate.v1.PutStateResponse\x12S\n\x0bDeleteState\x12\x1e.tfstate.v1.DeleteStateRequest\x1a\x1f.tfstate.v1.DeleteStateResponse"\x03\x90\x02\x02\x12>\n\x04Lock\x12\x17.tfstate.v1.LockRequest\x1a\x18.tfstate.v1.LockResponse"\x03\x90\x02\x02\x12D\n\x06Unlock\x12\x19.tfstate.v1.UnlockRequest\x1a\x1a.tfstate.v1.UnlockResponse"\x03\x90\x02\x02\x12G\n\x07GetLock\x12\x1a.tfstate.v1.GetLockRequest\x1a\x1b.tfstate.v1.GetLockResponse"\x03\x90\x02\x01\x12O\n\tWatchLock\x12\x1c.tfstate.v1.WatchLockRequest\x1a\x1d.tfstate.v1.WatchLockResponse"\x03\x90\x02\x010\x01\x12V\n\x0cListVersions\x12\x1f.tfstate.v1.ListVersionsRequest\x1a .tfstate.v1.ListVersionsResponse"\x03\x90\x02\x01\x12P\n\nGetVersion\x12\x1d.tfstate.v1.GetVersionRequest\x1a\x1e.tfstate.v1.GetVersionResponse"\x03\x90\x02\x01\x12W\n\x0eRestoreVersion\x12!.tfstate.v1.RestoreVersionRequest\x1a".tfstate.v1.RestoreVersionResponse\x12[\n\rDownloadState\x12 .tfstate.v1.DownloadStateRequest\x1a!.tfstate.v1.DownloadStateResponse"\x03\x90\x02\x010\x01\x12P\n\x0bUploadState\x12\x1e.tfstate.v1.UploadStateRequest\x1a\x1f.tfstate.v1.UploadStateResponse(\x01B\xb4\x01\n\x0ecom.tfstate.v1B\x11StateServiceProtoP\x01ZFgithub.com/oci-tfstate/oci-tfstate/clients/go/gen/tfstate/v1;tfstatev1\xa2\x02\x03TXX\xaa\x02\nTfstate.V1\xca\x02\nTfstate\\V1\xe2\x02\x16Tfstate\\V1\\GPBMetadata\xea\x02\x0bTfstate::V1b\x06proto3',
+    b'\n\x1etfstate/v1/state_service.proto\x12\ntfstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\x1a\x16tfstate/v1/state.proto"S\n\x0fGetStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12"\n\rif_none_match\x18\x02 \x01(\tR\x0bifNoneMatch"\x82\x01\n\x10GetStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state\x12!\n\x0cnot_modified\x18\x03 \x01(\x08R\x0bnotModified"p\n\x0fPutStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state\x12\x17\n\x07lock_id\x18\x03 \x01(\tR\x06lockId\x12\x10\n\x03md5\x18\x04 \x01(\x0cR\x03md5"I\n\x10PutStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata"K\n\x12DeleteStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId"\x15\n\x13DeleteStateResponse"\x84\x01\n\x0bLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12(\n\x04lock\x18\x02 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12-\n\x04wait\x18\x03 \x01(\x0b2\x19.google.protobuf.DurationR\x04wait"\x95\x01\n\x0cLockResponse\x12(\n\x04lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x02 \x01(\x03R\ngeneration\x12;\n\x0bexpire_time\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\nexpireTime"\\\n\rUnlockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId\x12\x14\n\x05force\x18\x03 \x01(\x08R\x05force"K\n\x0eUnlockResponse\x129\n\rreleased_lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x0creleasedLock".\n\x0eGetLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace"\xc5\x01\n\x0fGetLockResponse\x12(\n\x04lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x02 \x01(\x03R\ngeneration\x12;\n\x0bexpire_time\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\nexpireTime\x12+\n\x05state\x18\x04 \x01(\x0e2\x15.tfstate.v1.LockStateR\x05state"0\n\x10WatchLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace"\xe9\x01\n\x11WatchLockResponse\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12-\n\x04kind\x18\x02 \x01(\x0e2\x19.tfstate.v1.LockEventKindR\x04kind\x12(\n\x04lock\x18\x03 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x04 \x01(\x03R\ngeneration\x12=\n\x0cobserve_time\x18\x05 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bobserveTime"o\n\x13ListVersionsRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken"t\n\x14ListVersionsResponse\x124\n\x08versions\x18\x01 \x03(\x0b2\x18.tfstate.v1.StateVersionR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"K\n\x11GetVersionRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"a\n\x12GetVersionResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state"h\n\x15RestoreVersionRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x17\n\x07lock_id\x18\x03 \x01(\tR\x06lockId"O\n\x16RestoreVersionResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata"N\n\x14DownloadStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"\xae\x01\n\x15DownloadStateResponse\x127\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataH\x00R\x08metadata\x12\x16\n\x05chunk\x18\x02 \x01(\x0cH\x00R\x05chunk\x129\n\x08checksum\x18\x03 \x01(\x0b2\x1b.tfstate.v1.ContentChecksumH\x00R\x08checksumB\t\n\x07payload"B\n\x0fContentChecksum\x12\x1d\n\nsize_bytes\x18\x01 \x01(\x03R\tsizeBytes\x12\x10\n\x03md5\x18\x02 \x01(\x0cR\x03md5"p\n\x12UploadStateRequest\x127\n\x06header\x18\x01 \x01(\x0b2\x1d.tfstate.v1.UploadStateHeaderH\x00R\x06header\x12\x16\n\x05chunk\x18\x02 \x01(\x0cH\x00R\x05chunkB\t\n\x07payload"\x8f\x01\n\x11UploadStateHeader\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId\x12"\n\nsize_bytes\x18\x03 \x01(\x03H\x00R\tsizeBytes\x88\x01\x01\x12\x10\n\x03md5\x18\x04 \x01(\x0cR\x03md5B\r\n\x0b_size_bytes"L\n\x13UploadStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata*W\n\tLockState\x12\x1a\n\x16LOCK_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13LOCK_STATE_UNLOCKED\x10\x01\x12\x15\n\x11LOCK_STATE_LOCKED\x10\x02*\xaf\x01\n\rLockEventKind\x12\x1f\n\x1bLOCK_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18LOCK_EVENT_KIND_SNAPSHOT\x10\x01\x12%\n!LOCK_EVENT_KIND_SNAPSHOT_COMPLETE\x10\x02\x12\x1a\n\x16LOCK_EVENT_KIND_LOCKED\x10\x03\x12\x1c\n\x18LOCK_EVENT_KIND_UNLOCKED\x10\x042\xc8\x07\n\x0cStateService\x12J\n\x08GetState\x12\x1b.tfstate.v1.GetStateRequest\x1a\x1c.tfstate.v1.GetStateResponse"\x03\x90\x02\x01\x12E\n\x08PutState\x12\x1b.tfstate.v1.PutStateRequest\x1a\x1c.tfstate.v1.PutStateResponse\x12S\n\x0bDeleteState\x12\x1e.tfstate.v1.DeleteStateRequest\x1a\x1f.tfstate.v1.DeleteStateResponse"\x03\x90\x02\x02\x12>\n\x04Lock\x12\x17.tfstate.v1.LockRequest\x1a\x18.tfstate.v1.LockResponse"\x03\x90\x02\x02\x12D\n\x06Unlock\x12\x19.tfstate.v1.UnlockRequest\x1a\x1a.tfstate.v1.UnlockResponse"\x03\x90\x02\x02\x12G\n\x07GetLock\x12\x1a.tfstate.v1.GetLockRequest\x1a\x1b.tfstate.v1.GetLockResponse"\x03\x90\x02\x01\x12O\n\tWatchLock\x12\x1c.tfstate.v1.WatchLockRequest\x1a\x1d.tfstate.v1.WatchLockResponse"\x03\x90\x02\x010\x01\x12V\n\x0cListVersions\x12\x1f.tfstate.v1.ListVersionsRequest\x1a .tfstate.v1.ListVersionsResponse"\x03\x90\x02\x01\x12P\n\nGetVersion\x12\x1d.tfstate.v1.GetVersionRequest\x1a\x1e.tfstate.v1.GetVersionResponse"\x03\x90\x02\x01\x12W\n\x0eRestoreVersion\x12!.tfstate.v1.RestoreVersionRequest\x1a".tfstate.v1.RestoreVersionResponse\x12[\n\rDownloadState\x12 .tfstate.v1.DownloadStateRequest\x1a!.tfstate.v1.DownloadStateResponse"\x03\x90\x02\x010\x01\x12P\n\x0bUploadState\x12\x1e.tfstate.v1.UploadStateRequest\x1a\x1f.tfstate.v1.UploadStateResponse(\x01B\xb4\x01\n\x0ecom.tfstate.v1B\x11StateServiceProtoP\x01ZFgithub.com/oci-tfstate/oci-tfstate/clients/go/gen/tfstate/v1;tfstatev1\xa2\x02\x03TXX\xaa\x02\nTfstate.V1\xca\x02\nTfstate\\V1\xe2\x02\x16Tfstate\\V1\\GPBMetadata\xea\x02\x0bTfstate::V1b\x06proto3',
     [
         duration_pb.desc(),
         timestamp_pb.desc(),
@@ -1219,6 +1263,7 @@ _DESC = file_desc(
         "UploadStateRequest": UploadStateRequest,
         "UploadStateHeader": UploadStateHeader,
         "UploadStateResponse": UploadStateResponse,
+        "LockState": LockState,
         "LockEventKind": LockEventKind,
     },
 )
