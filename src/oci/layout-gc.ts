@@ -69,6 +69,14 @@ export interface LayoutGcStats {
 const DEFAULTS = { delayMs: 200, startGraceMs: 10 * 60_000, pinLeaseMs: 15 * 60_000 } as const;
 /** Removals decided (and run) together; each batch re-checks counts and pins when it starts. */
 const BATCH = 64;
+/**
+ * Dropped blobs waiting for the delay are capped: past PENDING_LIMIT, a run starts at once and takes
+ * all but the PENDING_KEPT youngest, so disk use stays within a constant of what is referenced
+ * however fast writes come (the delay then shelters readers of the last PENDING_KEPT drops), and
+ * each such run frees at least PENDING_LIMIT - PENDING_KEPT blobs.
+ */
+const PENDING_LIMIT = 64;
+const PENDING_KEPT = 32;
 
 export type ResolvedGcSettings = { -readonly [K in keyof typeof DEFAULTS]: number };
 
@@ -115,6 +123,8 @@ export class LayoutCollector {
   private deferredTimer: NodeJS.Timeout | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** When the last background run started: runs are at least the delay apart. */
+  private lastRunAt = Number.NEGATIVE_INFINITY;
   private ready = false;
   private closed = false;
   /** A scan of blobs/sha256 is owed: at open, and after the graph was incomplete. */
@@ -195,7 +205,13 @@ export class LayoutCollector {
    * older than `graceMs` and not pinned.
    */
   async collectAll(index: LayoutIndex, graceMs: number, call: CallContext): Promise<LayoutGcResult> {
-    const reachable = await reachableBlobs(this.blobs, index, call);
+    // A manifest of this snapshot that is no longer referenced may be collected meanwhile: skipped.
+    const reachable = await reachableBlobs(
+      this.blobs,
+      index,
+      call,
+      (digest) => this.refs.count(digest) === 0,
+    );
     const cutoffMs = Date.now() - graceMs;
     const result: LayoutGcResult = {
       removed: [],
@@ -230,16 +246,19 @@ export class LayoutCollector {
 
   private addCandidate(digest: string, since: number): void {
     if (!this.candidates.has(digest)) this.candidates.set(digest, since);
-    this.schedule();
+    if (this.candidates.size > PENDING_LIMIT && this.timer !== undefined) void this.kick(false);
+    else this.schedule();
   }
 
   private schedule(): void {
     if (!this.ready || this.closed || this.timer !== undefined || this.running !== undefined) return;
     if (this.candidates.size === 0 && !this.needsScan) return;
     let wait = 0;
-    if (!this.needsScan) {
+    if (!this.needsScan && this.candidates.size <= PENDING_LIMIT) {
+      // Insertion order is drop order (a scan's entries are due at once anyway).
       const [first] = this.candidates.values();
-      wait = Math.max(0, (first ?? 0) + this.settings.delayMs - Date.now());
+      const due = Math.max(first ?? 0, this.lastRunAt) + this.settings.delayMs;
+      wait = Math.max(0, due - Date.now());
     }
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -284,11 +303,14 @@ export class LayoutCollector {
     }
     this.warnedSuspended = undefined;
     const started = Date.now();
+    this.lastRunAt = started;
     if (this.needsScan) await this.scan();
     const cutoff = drain ? Number.POSITIVE_INFINITY : Date.now() - this.settings.delayMs;
+    let overflow = this.candidates.size > PENDING_LIMIT ? this.candidates.size - PENDING_KEPT : 0;
     const due: string[] = [];
     for (const [digest, since] of this.candidates) {
-      if (since > cutoff) continue;
+      if (since > cutoff && overflow <= 0) continue;
+      overflow--;
       due.push(digest);
       this.candidates.delete(digest);
     }

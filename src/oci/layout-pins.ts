@@ -49,6 +49,7 @@ export class BlobPins {
 
   /** Pins `digest` for a push under way; taken before the blob file is written or refreshed. */
   pinPush(digest: string): PinHandle {
+    if (digest === EMPTY_DIGEST) return { keep: () => undefined, release: () => undefined };
     const pin: PushPin = { digest, timer: undefined, unlisten: undefined };
     const list = this.pushed.get(digest);
     if (list === undefined) this.pushed.set(digest, [pin]);
