@@ -12,7 +12,7 @@
  * Removal is not fsynced: a crash that undoes one leaves an unreferenced blob for the next scan.
  */
 import { metrics } from "@opentelemetry/api";
-import { InvalidArgumentError } from "../errors.ts";
+import { FailedPreconditionError, InvalidArgumentError } from "../errors.ts";
 import type { CallContext } from "./call-context.ts";
 import type { LayoutBlobStore } from "./layout-blobs.ts";
 import { reachableBlobs } from "./layout-graph.ts";
@@ -205,6 +205,11 @@ export class LayoutCollector {
    * older than `graceMs` and not pinned.
    */
   async collectAll(index: LayoutIndex, graceMs: number, call: CallContext): Promise<LayoutGcResult> {
+    if (!this.ready) {
+      throw new FailedPreconditionError(
+        `garbage collection is off for layout ${this.location}: its manifest graph could not be loaded (see the log)`,
+      );
+    }
     // A manifest of this snapshot that is no longer referenced may be collected meanwhile: skipped.
     const reachable = await reachableBlobs(
       this.blobs,

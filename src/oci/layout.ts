@@ -30,6 +30,7 @@ import {
   type LayoutGcResult,
   type LayoutGcSettings,
   type LayoutGcStats,
+  type ResolvedGcSettings,
   resolveGcSettings,
 } from "./layout-gc.ts";
 import { findInImageIndexes } from "./layout-graph.ts";
@@ -156,7 +157,7 @@ class LayoutStore implements LayoutTarget {
   private index: LayoutIndex;
   private closing: Promise<void> | undefined;
 
-  constructor(dir: string, logger: LayoutLogger | undefined, gc: ReturnType<typeof resolveGcSettings>) {
+  constructor(dir: string, logger: LayoutLogger | undefined, gc: ResolvedGcSettings) {
     const opened = openLayoutDirectory(dir, logger);
     this.location = opened.root;
     this.logger = logger;
