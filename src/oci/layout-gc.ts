@@ -2,7 +2,8 @@
  * Garbage collection of a layout, automatic and incremental. Every index.json change reports the
  * blobs whose reference count fell to zero (layout-refs.ts); they are removed in the background a
  * short delay later, so a burst of writes costs one collection, and a reader that read index.json
- * just before a change still finds the blobs it was told about. At open, and whenever the graph
+ * just before a change still finds the blobs it was told about. Past 64 such blobs, the oldest go
+ * at once: disk use stays within a constant of what is referenced, whatever the write rate. At open, and whenever the graph
  * was incomplete, one scan of blobs/sha256 finds what a crash or another tool left.
  *
  * Safety rests on decisions that are synchronous with the in-memory state: a blob is taken only

@@ -9,6 +9,9 @@
  * process run one at a time; a lock file keeps other processes out (see layout-lock.ts). The
  * in-memory index is authoritative while the lock is held: other tools may read the directory
  * meanwhile, but must not write it.
+ *
+ * Blobs nothing references any more are removed by themselves (layout-gc.ts), so disk use follows
+ * what index.json reaches.
  */
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";

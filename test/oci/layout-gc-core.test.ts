@@ -74,7 +74,7 @@ const state = (ws: string, serial: number) =>
   new TextEncoder().encode(JSON.stringify({ version: 4, serial, lineage: `lineage-${ws}`, outputs: {} }));
 
 describe("layout store: disk use stays bounded through the state core", () => {
-  test("3,000 state writes at maxVersions 3 leave exactly what index.json reaches, bounded all along", async () => {
+  test("3,000 state writes at maxVersions 3 leave exactly what index.json reaches, bounded all along", async (t) => {
     const dir = newDir();
     const backend = openBackend(dir);
     const workspaces = ["default", "alpha", "beta", "gamma"];
@@ -111,7 +111,7 @@ describe("layout store: disk use stays bounded through the state core", () => {
     // At most 64 dropped blobs wait for the collection delay, plus the few a run is removing.
     assert.ok(maxExcess <= 100, `up to ${maxExcess} unreferenced blobs during the run`);
     assert.ok(maxBlobs <= 160, `up to ${maxBlobs} blob files during the run`);
-    process.stdout.write(`# 3000 writes: at most ${maxBlobs} blob files, ${maxExcess} unreferenced\n`);
+    t.diagnostic(`3000 writes: at most ${maxBlobs} blob files, ${maxExcess} unreferenced`);
   });
 
   test("lock and unlock cycles leave no lock manifests behind", async () => {
