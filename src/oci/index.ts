@@ -1,7 +1,14 @@
 /**
  * oci-tfstate/oci: storage targets for one OCI repository (knows OCI, nothing about Terraform).
  */
-export { createLayoutTarget, type LayoutTarget, type LayoutTargetOptions } from "./layout.ts";
+export {
+  createLayoutTarget,
+  type LayoutGcResult,
+  type LayoutGcSettings,
+  type LayoutGcStats,
+  type LayoutTarget,
+  type LayoutTargetOptions,
+} from "./layout.ts";
 export {
   type Credential,
   type CredentialFunc,

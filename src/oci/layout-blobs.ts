@@ -51,23 +51,28 @@ export class LayoutBlobStore {
     }
   }
 
-  /** Stores content and returns its digest and size. */
+  /**
+   * Stores content and returns its digest and size. `claim` runs once the digest is known, before
+   * the blob file is refreshed or put in place (garbage collection pins it there).
+   */
   async write(
     source: BlobSource,
     limits: BlobWriteLimits,
     call: CallContext,
+    claim: (digest: string) => Promise<void> = async () => undefined,
   ): Promise<{ digest: string; size: number }> {
     const { bytes, stream } = source;
     if (bytes !== undefined && stream !== undefined) {
       throw new InvalidArgumentError("a blob source takes bytes or a stream, not both");
     }
     call.check();
-    if (stream !== undefined) return this.writeStream(stream, limits, call);
+    if (stream !== undefined) return this.writeStream(stream, limits, call, claim);
     if (bytes === undefined) throw new InvalidArgumentError("a blob source needs bytes or a stream");
     if (limits.maxSize !== undefined && bytes.byteLength > limits.maxSize) {
       throw tooLarge(limits, limits.maxSize);
     }
     const digest = sha256Digest(bytes);
+    await claim(digest);
     await this.writeKnown(digest, bytes);
     return { digest, size: bytes.byteLength };
   }
@@ -84,8 +89,8 @@ export class LayoutBlobStore {
   }
 
   /**
-   * A blob that is already stored is kept, and its mtime refreshed: garbage collection spares young
-   * blobs, and a re-pushed blob is about to be referenced by a manifest.
+   * A blob that is already stored is kept, and its mtime refreshed: a re-pushed blob is about to be
+   * referenced, and the scan at the next open spares young blobs.
    */
   private async refreshIfPresent(file: string, size: number): Promise<boolean> {
     try {
@@ -106,6 +111,7 @@ export class LayoutBlobStore {
     stream: AsyncIterable<Uint8Array>,
     limits: BlobWriteLimits,
     call: CallContext,
+    claim: (digest: string) => Promise<void>,
   ): Promise<{ digest: string; size: number }> {
     const tmp = tempPath(this.tmpDir, "blob");
     const hash = createHash("sha256");
@@ -128,6 +134,7 @@ export class LayoutBlobStore {
         await handle.close();
       }
       const digest = `sha256:${hash.digest("hex")}`;
+      await claim(digest);
       // Renaming over an existing copy is harmless (same content) and gives it a fresh mtime.
       await this.place(tmp, this.path(digest));
       return { digest, size };
@@ -199,8 +206,11 @@ export class LayoutBlobStore {
     }
   }
 
-  /** Every blob file, for garbage collection. Files whose names are not a sha256 hex are left out. */
-  async list(): Promise<Array<{ digest: string } & BlobStat>> {
+  /**
+   * Blob files (digest, size, mtime), for garbage collection; only names `want` accepts are
+   * stat'ed. Files whose names are not a sha256 hex are left out.
+   */
+  async list(want: (digest: string) => boolean = () => true): Promise<Array<{ digest: string } & BlobStat>> {
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -209,7 +219,7 @@ export class LayoutBlobStore {
     }
     const out: Array<{ digest: string } & BlobStat> = [];
     for (const name of names) {
-      if (!HEX_RE.test(name)) continue;
+      if (!HEX_RE.test(name) || !want(`sha256:${name}`)) continue;
       const st = await this.stat(`sha256:${name}`);
       if (st !== null) out.push({ digest: `sha256:${name}`, ...st });
     }
@@ -221,36 +231,6 @@ export class LayoutBlobStore {
       await unlink(this.path(digest));
     } catch (err) {
       if (errnoCode(err) !== "ENOENT") throw ioError(err, `removing blob ${digest}`);
-    }
-  }
-
-  /**
-   * Removes a blob unless it was written or refreshed after `cutoffMs`. The file is first moved
-   * aside, so a concurrent upload that renames a new copy into place is never the one deleted; a
-   * copy refreshed just before the move is put back. Returns whether the blob was removed.
-   */
-  async removeIfOlder(digest: string, cutoffMs: number): Promise<boolean> {
-    const file = this.path(digest);
-    const aside = tempPath(this.tmpDir, "gc");
-    try {
-      await rename(file, aside);
-    } catch (err) {
-      if (errnoCode(err) === "ENOENT") return false;
-      throw ioError(err, `removing blob ${digest}`);
-    }
-    try {
-      const st = await stat(aside);
-      if (st.mtimeMs > cutoffMs) {
-        // Same content as any copy that took the name meanwhile, so overwriting one is harmless.
-        await rename(aside, file);
-        return false;
-      }
-      await unlink(aside);
-      return true;
-    } catch (err) {
-      // Whatever failed, the blob must not stay hidden in the temp directory.
-      await rename(aside, file).catch(() => undefined);
-      throw ioError(err, `removing blob ${digest}`);
     }
   }
 }

@@ -21,12 +21,14 @@ function describeEntry(entry: IndexEntry): string {
 
 /**
  * Digests of every sha256 blob index.json reaches. Throws rather than guess when part of the graph
- * cannot be read: a missing or corrupt manifest hides which blobs it needs.
+ * cannot be read: a missing or corrupt manifest hides which blobs it needs. A manifest missing
+ * because it was dropped since `index` was read (`dropped` says so) is skipped.
  */
 export async function reachableBlobs(
   blobs: LayoutBlobStore,
   index: LayoutIndex,
   call: CallContext,
+  dropped: (digest: string) => boolean = () => false,
 ): Promise<Set<string>> {
   const stop = (why: string) =>
     new FailedPreconditionError(`garbage collection stopped, nothing removed: ${why}`);
@@ -49,6 +51,7 @@ export async function reachableBlobs(
     reachable.add(item.digest);
     if (!item.manifest) continue;
     const bytes = await blobs.readAll(item.digest, MAX_MANIFEST_BYTES);
+    if (bytes === null && dropped(item.digest)) continue;
     if (bytes === null) {
       throw new DataLossError(
         `garbage collection stopped, nothing removed: manifest ${item.digest} (${item.from}) is missing, ` +

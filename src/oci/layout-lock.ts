@@ -28,6 +28,8 @@ import { isObject } from "./layout-index.ts";
 
 export interface LayoutLogger {
   warn(msg: string, fields?: Record<string, unknown>): void;
+  /** What garbage collection freed; optional, so a warn-only logger still fits. */
+  debug?(msg: string, fields?: Record<string, unknown>): void;
 }
 
 export interface LockHolder {

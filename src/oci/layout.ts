@@ -9,6 +9,9 @@
  * process run one at a time; a lock file keeps other processes out (see layout-lock.ts). The
  * in-memory index is authoritative while the lock is held: other tools may read the directory
  * meanwhile, but must not write it.
+ *
+ * Blobs nothing references any more are removed by themselves (layout-gc.ts), so disk use follows
+ * what index.json reaches.
  */
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
@@ -25,9 +28,17 @@ import { CallContext } from "./call-context.ts";
 import { assertDigest, isDigest, sha256Digest, verifyStream } from "./digest.ts";
 import { LayoutBlobStore } from "./layout-blobs.ts";
 import { ioError, writeFileDurably } from "./layout-files.ts";
-import { collectGarbage, type LayoutGcResult } from "./layout-gc.ts";
+import {
+  LayoutCollector,
+  type LayoutGcResult,
+  type LayoutGcSettings,
+  type LayoutGcStats,
+  type ResolvedGcSettings,
+  resolveGcSettings,
+} from "./layout-gc.ts";
 import { findInImageIndexes } from "./layout-graph.ts";
 import {
+  EMPTY_INDEX,
   entryDescriptor,
   findByDigest,
   findByTag,
@@ -42,7 +53,9 @@ import {
 import type { LayoutDirectoryLock, LayoutLogger } from "./layout-lock.ts";
 import { checkManifestForPush } from "./layout-manifest.ts";
 import { openLayoutDirectory } from "./layout-open.ts";
+import type { PinHandle } from "./layout-pins.ts";
 import { SerialQueue } from "./layout-queue.ts";
+import { entryDelta, LayoutReferences } from "./layout-refs.ts";
 import { MAX_MANIFEST_BYTES } from "./media-types.ts";
 import type {
   BlobSource,
@@ -53,13 +66,15 @@ import type {
   Target,
 } from "./target.ts";
 
-export type { LayoutGcResult } from "./layout-gc.ts";
+export type { LayoutGcResult, LayoutGcSettings, LayoutGcStats } from "./layout-gc.ts";
 export type { LayoutLogger } from "./layout-lock.ts";
 
 export interface LayoutTargetOptions {
   /** The layout directory; created (with its files) when missing. */
   dir: string;
   logger?: LayoutLogger | undefined;
+  /** Tuning of the automatic garbage collection; the defaults suit a service. */
+  gc?: LayoutGcSettings | undefined;
 }
 
 export interface LayoutGcOptions extends CallOptions {
@@ -70,10 +85,18 @@ export interface LayoutGcOptions extends CallOptions {
 export interface LayoutTarget extends Target {
   readonly kind: "layout";
   /**
-   * Removes blobs index.json does not reach and older than `graceMs`. Never runs by itself (deletes
-   * leave layers behind until it does); runs in the write queue, so writes wait while it scans.
+   * A full collection now: removes blobs index.json does not reach that are older than `graceMs`
+   * and not pinned by a push in this process waiting for its manifest. Collection also runs by
+   * itself (see layout-gc.ts): after changes that drop references, and once at open.
    */
   gc(opts: LayoutGcOptions): Promise<LayoutGcResult>;
+  /**
+   * Resolves once queued writes are done and the blobs they left unreferenced are removed (without
+   * waiting for the collection delay). Blobs a push still pins, or that the scan at open found too
+   * young, are not waited for.
+   */
+  waitForIdle(): Promise<void>;
+  gcStats(): LayoutGcStats;
 }
 
 /**
@@ -82,7 +105,12 @@ export interface LayoutTarget extends Target {
  * unsupported imageLayoutVersion, FailedPreconditionError while another process holds it.
  */
 export function createLayoutTarget(opts: LayoutTargetOptions): LayoutTarget {
-  return new LayoutStore(opts.dir, opts.logger);
+  const settings = resolveGcSettings(opts.gc);
+  return new LayoutStore(opts.dir, opts.logger, settings);
+}
+
+function additions(delta: ReadonlyMap<string, number>): Map<string, number> {
+  return new Map([...delta].filter(([, n]) => n > 0));
 }
 
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
@@ -113,8 +141,8 @@ function describe(ref: Reference): string {
 interface Mutation<T> {
   next: LayoutIndex;
   result: T;
-  /** Runs after the new index is durable (still in the queue): removals of what it no longer names. */
-  after?: () => Promise<void>;
+  /** Manifest bytes the change adds, so their links need not be read back. */
+  provided?: ReadonlyMap<string, Uint8Array>;
 }
 
 class LayoutStore implements LayoutTarget {
@@ -126,11 +154,13 @@ class LayoutStore implements LayoutTarget {
   private readonly lock: LayoutDirectoryLock;
   private readonly blobs: LayoutBlobStore;
   private readonly queue = new SerialQueue();
+  private readonly refs = new LayoutReferences();
+  private readonly collector: LayoutCollector;
   /** The committed index; replaced (never mutated) once a new index.json is durable. */
   private index: LayoutIndex;
   private closing: Promise<void> | undefined;
 
-  constructor(dir: string, logger: LayoutLogger | undefined) {
+  constructor(dir: string, logger: LayoutLogger | undefined, gc: ResolvedGcSettings) {
     const opened = openLayoutDirectory(dir, logger);
     this.location = opened.root;
     this.logger = logger;
@@ -139,6 +169,34 @@ class LayoutStore implements LayoutTarget {
     this.lock = opened.lock;
     this.index = opened.index;
     this.blobs = new LayoutBlobStore(opened.root, opened.tmpDir);
+    this.collector = new LayoutCollector({
+      blobs: this.blobs,
+      refs: this.refs,
+      logger,
+      location: this.location,
+      settings: gc,
+    });
+    // First in the queue: mutations keep the counts up to date from the loaded index on.
+    void this.queue.run(() => this.countReferences());
+  }
+
+  private async countReferences(): Promise<void> {
+    try {
+      const delta = entryDelta(EMPTY_INDEX, this.index);
+      const loaded = await this.refs.prepare(delta, new Map(), (digest) => this.readManifest(digest));
+      this.refs.apply(delta, loaded);
+      this.collector.start();
+    } catch (err) {
+      // Not expected (unreadable manifests are recorded, not thrown); without counts, nothing is collected.
+      this.logger?.warn("layout garbage collection is off: the manifest graph could not be loaded", {
+        layout: this.location,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  private readManifest(digest: string): Promise<Uint8Array | null> {
+    return this.blobs.readAll(digest, MAX_MANIFEST_BYTES);
   }
 
   private begin(opts: CallOptions | undefined, what: string): CallContext {
@@ -194,12 +252,24 @@ class LayoutStore implements LayoutTarget {
 
   async pushBlob(source: BlobSource, mediaType: string, opts?: PushBlobOptions): Promise<Descriptor> {
     const call = this.begin(opts, "push a blob");
-    const { digest, size } = await this.blobs.write(
-      source,
-      { maxSize: opts?.maxSize, onTooLarge: opts?.onTooLarge },
-      call,
-    );
-    return { mediaType, digest, size };
+    let pin: PinHandle | undefined;
+    try {
+      const { digest, size } = await this.blobs.write(
+        source,
+        { maxSize: opts?.maxSize, onTooLarge: opts?.onTooLarge },
+        call,
+        async (digest) => {
+          // Pinned before the file is touched; a removal already under way finishes first.
+          pin = this.collector.pins.pinPush(digest);
+          await this.collector.settled(digest);
+        },
+      );
+      pin?.keep(call.signal);
+      return { mediaType, digest, size };
+    } catch (err) {
+      pin?.release();
+      throw err;
+    }
   }
 
   async resolve(reference: string, opts?: CallOptions): Promise<Descriptor | null> {
@@ -221,47 +291,59 @@ class LayoutStore implements LayoutTarget {
     reference: string,
     opts?: CallOptions & { ifNoneMatch?: string | undefined },
   ): Promise<ManifestFetch | null> {
-    this.begin(opts, `fetch manifest ${JSON.stringify(reference)}`);
+    const call = this.begin(opts, `fetch manifest ${JSON.stringify(reference)}`);
     const ref = parseReference(reference);
     const what = `${describe(ref)} in layout ${this.location}`;
-    const descriptor = await this.lookup(ref, this.index);
-    if (descriptor === null) return null;
-    if (opts?.ifNoneMatch !== undefined && opts.ifNoneMatch === descriptor.digest) {
-      return { kind: "unchanged", digest: descriptor.digest };
+    for (let attempt = 1; ; attempt++) {
+      const descriptor = await this.lookup(ref, this.index);
+      if (descriptor === null) return null;
+      if (opts?.ifNoneMatch !== undefined && opts.ifNoneMatch === descriptor.digest) {
+        return { kind: "unchanged", digest: descriptor.digest };
+      }
+      if (!isDigest(descriptor.digest)) {
+        throw new UnimplementedError(
+          `${what}: digest ${descriptor.digest} uses an algorithm this store cannot read`,
+        );
+      }
+      if (descriptor.size > MAX_MANIFEST_BYTES) {
+        throw new ResourceExhaustedError(
+          `${what}: the manifest has ${descriptor.size} bytes, more than the ${MAX_MANIFEST_BYTES} allowed`,
+          MAX_MANIFEST_BYTES,
+        );
+      }
+      let bytes: Uint8Array | null;
+      try {
+        bytes = await this.blobs.readAll(descriptor.digest, descriptor.size);
+      } catch (err) {
+        if (!(err instanceof ResourceExhaustedError)) throw err;
+        throw new DataLossError(
+          `${what}: the blob of ${descriptor.digest} is larger than its ${descriptor.size} bytes`,
+        );
+      }
+      if (bytes === null) {
+        const now = await this.lookup(ref, this.index);
+        if (now?.digest === descriptor.digest) {
+          throw new DataLossError(
+            `${what}: index.json names ${descriptor.digest}, but its blob file is missing`,
+          );
+        }
+        // The tag moved on and garbage collection took the manifest it named: read the new one.
+        if (now !== null && ref.kind === "tag" && attempt < 3) {
+          call.check();
+          continue;
+        }
+        // Deleted between the lookup and the read: as absent as if the lookup had come later.
+        return null;
+      }
+      const got = sha256Digest(bytes);
+      if (got !== descriptor.digest || bytes.byteLength !== descriptor.size) {
+        throw new DataLossError(
+          `${what}: the blob file of ${descriptor.digest} is corrupt (it has ${bytes.byteLength} bytes ` +
+            `with digest ${got}, index.json names ${descriptor.size} bytes)`,
+        );
+      }
+      return { kind: "manifest", descriptor, bytes };
     }
-    if (!isDigest(descriptor.digest)) {
-      throw new UnimplementedError(
-        `${what}: digest ${descriptor.digest} uses an algorithm this store cannot read`,
-      );
-    }
-    if (descriptor.size > MAX_MANIFEST_BYTES) {
-      throw new ResourceExhaustedError(
-        `${what}: the manifest has ${descriptor.size} bytes, more than the ${MAX_MANIFEST_BYTES} allowed`,
-        MAX_MANIFEST_BYTES,
-      );
-    }
-    let bytes: Uint8Array | null;
-    try {
-      bytes = await this.blobs.readAll(descriptor.digest, descriptor.size);
-    } catch (err) {
-      if (!(err instanceof ResourceExhaustedError)) throw err;
-      throw new DataLossError(
-        `${what}: the blob of ${descriptor.digest} is larger than its ${descriptor.size} bytes`,
-      );
-    }
-    if (bytes === null) {
-      // Deleted between the lookup and the read: as absent as if the lookup had come later.
-      if ((await this.lookup(ref, this.index))?.digest !== descriptor.digest) return null;
-      throw new DataLossError(`${what}: index.json names ${descriptor.digest}, but its blob file is missing`);
-    }
-    const got = sha256Digest(bytes);
-    if (got !== descriptor.digest || bytes.byteLength !== descriptor.size) {
-      throw new DataLossError(
-        `${what}: the blob file of ${descriptor.digest} is corrupt (it has ${bytes.byteLength} bytes ` +
-          `with digest ${got}, index.json names ${descriptor.size} bytes)`,
-      );
-    }
-    return { kind: "manifest", descriptor, bytes };
   }
 
   async pushManifest(
@@ -287,9 +369,11 @@ class LayoutStore implements LayoutTarget {
     const descriptor: Descriptor = { mediaType, digest, size: bytes.byteLength };
     if (checked.artifactType !== undefined) descriptor.artifactType = checked.artifactType;
 
-    return this.mutate(call, async (index) => {
-      // In the queue, so no delete or garbage collection can remove a blob between check and commit.
+    return this.mutate(call, async (index, hold) => {
+      // Held until the commit, so garbage collection cannot remove one between check and commit.
+      hold([digest, ...checked.required.map((blob) => blob.digest)]);
       for (const blob of checked.required) {
+        await this.collector.settled(blob.digest);
         const st = await this.blobs.stat(blob.digest);
         if (st === null) {
           throw new FailedPreconditionError(
@@ -302,9 +386,10 @@ class LayoutStore implements LayoutTarget {
           );
         }
       }
+      await this.collector.settled(digest);
       await this.blobs.writeKnown(digest, bytes);
       const next = ref.kind === "tag" ? withTag(index, ref.tag, descriptor) : withUntagged(index, descriptor);
-      return { next, result: { ...descriptor } };
+      return { next, result: { ...descriptor }, provided: new Map([[digest, bytes]]) };
     });
   }
 
@@ -322,13 +407,8 @@ class LayoutStore implements LayoutTarget {
         }
         throw new NotFoundError(`manifest ${digest} is not in the layout ${this.location}`);
       }
-      const next = withoutDigest(index, digest);
-      const after = async () => {
-        // An image index still in the layout may list it; garbage collection can take it later.
-        if ((await findInImageIndexes(this.blobs, next, digest)) === undefined)
-          await this.blobs.remove(digest);
-      };
-      return { next, result: undefined, after };
+      // Its blob, and the blobs only it named, go with the next collection.
+      return { next: withoutDigest(index, digest), result: undefined };
     });
   }
 
@@ -359,32 +439,67 @@ class LayoutStore implements LayoutTarget {
     if (!Number.isFinite(opts.graceMs) || opts.graceMs < 0) {
       throw new InvalidArgumentError(`graceMs must be a number of milliseconds >= 0, got ${opts.graceMs}`);
     }
-    return this.mutate(call, async (index) => ({
-      next: index,
-      result: await collectGarbage(this.blobs, index, opts.graceMs, call),
-    }));
+    // After the counts are loaded; not in the queue: decisions check the live counts and pins.
+    await this.queue.run(async () => undefined);
+    return this.collector.collectAll(this.index, opts.graceMs, call);
+  }
+
+  async waitForIdle(): Promise<void> {
+    await this.queue.idle();
+    await this.collector.drain();
+  }
+
+  gcStats(): LayoutGcStats {
+    return this.collector.stats();
   }
 
   close(): Promise<void> {
-    this.closing ??= this.queue.idle().finally(() => this.lock.release(this.logger));
+    this.closing ??= this.queue
+      .idle()
+      .then(() => this.collector.close())
+      .finally(() => this.lock.release(this.logger));
     return this.closing;
   }
 
-  private mutate<T>(call: CallContext, change: (index: LayoutIndex) => Promise<Mutation<T>>): Promise<T> {
+  private mutate<T>(
+    call: CallContext,
+    change: (index: LayoutIndex, hold: (digests: string[]) => void) => Promise<Mutation<T>>,
+  ): Promise<T> {
     return this.queue.run(async () => {
       call.check();
-      const { next, result, after } = await change(this.index);
-      if (next !== this.index) {
-        await this.lock.assertHeld();
-        try {
-          await writeFileDurably(this.tmpDir, this.indexFile, serializeIndex(next));
-        } catch (err) {
-          throw ioError(err, `writing ${this.indexFile}`);
+      const releases: Array<() => void> = [];
+      try {
+        const {
+          next,
+          result,
+          provided = new Map(),
+        } = await change(this.index, (digests) => {
+          releases.push(this.collector.pins.hold(digests));
+        });
+        const delta = next === this.index ? new Map<string, number>() : entryDelta(this.index, next);
+        const relink = [...provided.keys()].some((digest) => this.refs.isUnknown(digest));
+        const loaded =
+          delta.size > 0 || relink
+            ? await this.refs.prepare(delta, provided, (digest) => this.readManifest(digest))
+            : undefined;
+        if (next !== this.index) {
+          await this.lock.assertHeld();
+          try {
+            await writeFileDurably(this.tmpDir, this.indexFile, serializeIndex(next));
+          } catch (err) {
+            // index.json may be the new one after all (renamed, not fsynced): count what it adds,
+            // so garbage collection keeps it. Overcounting keeps blobs, and the next open recounts.
+            if (loaded !== undefined) this.collector.committed(this.refs.apply(additions(delta), loaded));
+            throw ioError(err, `writing ${this.indexFile}`);
+          }
         }
+        // Synchronous from here: the counts change together with the index they describe.
         this.index = next;
+        if (loaded !== undefined) this.collector.committed(this.refs.apply(delta, loaded));
+        return result;
+      } finally {
+        for (const release of releases) release();
       }
-      await after?.();
-      return result;
     });
   }
 }

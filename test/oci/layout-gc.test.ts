@@ -22,9 +22,10 @@ after(async () => {
   await cleanup();
 });
 
+/** The background collection waits an hour here, so these tests see what gc() itself does. */
 function newLayout(): { dir: string; target: LayoutTarget } {
   const dir = path.join(root, `layout-${++counter}`);
-  const target = createLayoutTarget({ dir });
+  const target = createLayoutTarget({ dir, gc: { delayMs: HOUR_MS } });
   open.push(target);
   return { dir, target };
 }
@@ -40,25 +41,35 @@ async function ageAllBlobs(dir: string, ageMs: number): Promise<void> {
   for (const name of await readdir(blobDir)) await utimes(path.join(blobDir, name), when, when);
 }
 
-describe("layout target: garbage collection", () => {
-  test("removes old unreferenced blobs, keeps referenced ones and young uploads", async () => {
+/** Pushes a blob whose caller then gives up (its signal aborts): nothing pins it any more. */
+async function abandonedBlob(target: LayoutTarget, content: string) {
+  const gaveUp = new AbortController();
+  const desc = await target.pushBlob({ bytes: new TextEncoder().encode(content) }, STATEFILE_TYPE, {
+    signal: gaveUp.signal,
+  });
+  gaveUp.abort();
+  return desc;
+}
+
+describe("layout target: garbage collection on demand", () => {
+  test("removes old unreferenced blobs, keeps referenced ones, young ones and pushes awaiting their manifest", async () => {
     const { dir, target } = newLayout();
     const kept = await pushArtifact(target, "state-default", "current state");
-    const orphan = await target.pushBlob(
-      { bytes: new TextEncoder().encode("abandoned upload") },
+    const orphan = await abandonedBlob(target, "abandoned upload");
+    const waiting = await target.pushBlob(
+      { bytes: new TextEncoder().encode("pushed, manifest still to come") },
       STATEFILE_TYPE,
     );
     await ageAllBlobs(dir, 2 * HOUR_MS);
-    const young = await target.pushBlob(
-      { bytes: new TextEncoder().encode("upload in progress") },
-      STATEFILE_TYPE,
-    );
+    const young = await abandonedBlob(target, "abandoned a moment ago");
 
     const result = await target.gc({ graceMs: HOUR_MS });
     assert.deepEqual(result.removed, [{ digest: orphan.digest, size: orphan.size }]);
     assert.equal(result.freedBytes, orphan.size);
     assert.equal(result.keptYoung, 1);
+    assert.equal(result.keptPinned, 1);
     assert.equal(result.reachable, 3);
+    assert.equal(await target.blobExists(waiting.digest), true);
     assert.equal(await target.blobExists(orphan.digest), false);
     assert.equal(await target.blobExists(young.digest), true);
     const got = await target.fetchManifest("state-default");
@@ -66,17 +77,19 @@ describe("layout target: garbage collection", () => {
     assert.equal(String(await collect(await target.fetchBlob(kept.layer))), "current state");
   });
 
-  test("re-pushing an old unreferenced blob makes it young again, so gc spares it", async () => {
+  test("re-pushing an old unreferenced blob pins it again, so gc spares it", async () => {
     const { dir, target } = newLayout();
     const content = new TextEncoder().encode("pushed long ago, pushed again now");
-    const blob = await target.pushBlob({ bytes: content }, STATEFILE_TYPE);
+    const blob = await abandonedBlob(target, "pushed long ago, pushed again now");
     await ageAllBlobs(dir, 2 * HOUR_MS);
     await target.pushBlob({ bytes: content }, STATEFILE_TYPE);
-    assert.deepEqual((await target.gc({ graceMs: HOUR_MS })).removed, []);
+    const result = await target.gc({ graceMs: HOUR_MS });
+    assert.deepEqual(result.removed, []);
+    assert.equal(result.keptYoung + result.keptPinned, 1);
     assert.equal(await target.blobExists(blob.digest), true);
   });
 
-  test("after a delete by digest, gc takes the manifest's layer but not the config other manifests share", async () => {
+  test("after a delete by digest, gc takes the manifest and its layer but not the config other manifests share", async () => {
     const { dir, target } = newLayout();
     const gone = await pushArtifact(target, "locked-default", "lock");
     const stays = await pushArtifact(target, "state-default", "state");
@@ -84,8 +97,8 @@ describe("layout target: garbage collection", () => {
     await ageAllBlobs(dir, 2 * HOUR_MS);
     const result = await target.gc({ graceMs: HOUR_MS });
     assert.deepEqual(
-      result.removed.map((r) => r.digest),
-      [gone.layer.digest],
+      result.removed.map((r) => r.digest).sort(),
+      [gone.layer.digest, gone.manifest.digest].sort(),
     );
     assert.equal(await target.blobExists(EMPTY_DIGEST), true);
     assert.equal(await target.blobExists(stays.layer.digest), true);
@@ -116,7 +129,7 @@ describe("layout target: garbage collection", () => {
   test("stops without removing anything when a manifest index.json names is missing", async () => {
     const { dir, target } = newLayout();
     const broken = await pushArtifact(target, "broken", "x");
-    const orphan = await target.pushBlob({ bytes: new TextEncoder().encode("orphan") }, STATEFILE_TYPE);
+    const orphan = await abandonedBlob(target, "orphan");
     await rm(blobFile(dir, broken.manifest.digest));
     await ageAllBlobs(dir, 2 * HOUR_MS);
     await assert.rejects(

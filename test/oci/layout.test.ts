@@ -316,7 +316,7 @@ describe("layout target: manifests", () => {
     );
   });
 
-  test("deleting by digest removes every tag on it and its blob; a second delete is NotFoundError", async () => {
+  test("deleting by digest removes every tag on it, then its blob and layer; a second delete is NotFoundError", async () => {
     const { dir, target } = newLayout();
     const { manifest, bytes, layer } = await pushArtifact(target, "locked-default", "lock");
     await target.pushManifest("alias", bytes, MEDIA_TYPE_OCI_MANIFEST);
@@ -328,9 +328,11 @@ describe("layout target: manifests", () => {
     assert.equal(await target.fetchManifest("alias"), null);
     assert.deepEqual(await target.listTags(), ["state-default"]);
     assert.equal((await target.resolve("state-default"))?.digest, other.manifest.digest);
+    // Garbage collection takes the manifest and the layer only it named.
+    await target.waitForIdle();
     assert.equal(await target.blobExists(manifest.digest), false);
-    // Layers stay until garbage collection.
-    assert.equal(await target.blobExists(layer.digest), true);
+    assert.equal(await target.blobExists(layer.digest), false);
+    assert.equal(await target.blobExists(other.layer.digest), true);
     assert.deepEqual(
       (await readIndexJson(dir)).manifests.map((m) => m.digest),
       [other.manifest.digest],
