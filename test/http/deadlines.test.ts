@@ -130,8 +130,8 @@ const UNARY_PATHS: {
 /** Generous deadlines in each unit (n cannot be: 8 digits of nanoseconds are 0.1 s at most). */
 const GENEROUS_GRPC = ["99999999u", "60000m", "60S", "1M", "1H", "99999999H"];
 const GENEROUS_CONNECT = ["60000", "9999999999"];
-/** Short deadlines, all well under SLOW_MS. */
-const SHORT_GRPC = ["50000000n", "400000u", "400m", "1S"];
+/** Short deadlines, all well under SLOW_MS (n and u ones that are not whole milliseconds). */
+const SHORT_GRPC = ["50000001n", "400001u", "400m", "1S"];
 const SHORT_CONNECT = ["400"];
 
 test("a generous deadline in every unit lets every kind of unary call succeed", async () => {
@@ -214,7 +214,7 @@ test("WatchLock with a deadline in any unit, over HTTP/2 and HTTP/1.1, streams u
     0,
     toBinary(WatchLockRequestSchema, create(WatchLockRequestSchema, { workspace: "default" })),
   );
-  for (const value of ["99999999n", "700000u", "700m", "1S"]) {
+  for (const value of ["99999999n", "700001u", "700m", "1S"]) {
     const started = performance.now();
     const answer = await rawH2(
       url,
