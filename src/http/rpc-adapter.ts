@@ -126,29 +126,35 @@ function isByteStream(body: UniversalServerRequest["body"]): body is AsyncIterab
   return typeof body === "object" && body !== null && Symbol.asyncIterator in body;
 }
 
-/** `body`, whose pending read fails with the signal's reason once `signal` aborts. */
+/**
+ * `body`, whose pending read fails with the signal's reason once `signal` aborts. The listener is
+ * added per read and removed when it settles, so a long upload keeps nothing per chunk.
+ */
 function abortable(body: AsyncIterable<Uint8Array>, signal: AbortSignal): AsyncIterable<Uint8Array> {
   return {
     [Symbol.asyncIterator]() {
       const it = body[Symbol.asyncIterator]();
-      let onAbort: (() => void) | undefined;
-      const aborted = new Promise<never>((_, reject) => {
-        onAbort = () => reject(ConnectError.from(signal.reason));
-        if (signal.aborted) onAbort();
-        else signal.addEventListener("abort", onAbort, { once: true });
-      });
-      aborted.catch(() => {});
-      const done = () => {
-        if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
-      };
       return {
-        next: async () => {
-          const r = await Promise.race([it.next(), aborted]);
-          if (r.done === true) done();
-          return r;
-        },
+        next: () =>
+          new Promise<IteratorResult<Uint8Array>>((resolve, reject) => {
+            if (signal.aborted) {
+              reject(ConnectError.from(signal.reason));
+              return;
+            }
+            const onAbort = () => reject(ConnectError.from(signal.reason));
+            signal.addEventListener("abort", onAbort, { once: true });
+            it.next().then(
+              (r) => {
+                signal.removeEventListener("abort", onAbort);
+                resolve(r);
+              },
+              (err: unknown) => {
+                signal.removeEventListener("abort", onAbort);
+                reject(err);
+              },
+            );
+          }),
         return: async (value?: unknown) => {
-          done();
           void it.return?.(value).catch(() => {});
           return { done: true, value: undefined };
         },
