@@ -90,6 +90,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
     coordinator,
     logger,
     maxMessageBytes: config.maxMessageBytes,
+    bodyIdleTimeoutMs: config.bodyIdleTimeoutMs,
     maxStateSize: config.maxStateSize,
     shutdownGraceMs: config.shutdownGraceMs,
     tls,

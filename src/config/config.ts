@@ -34,6 +34,8 @@ export interface Config {
   maxLockWaitMs: number;
   /** Largest message read or written per RPC. */
   maxMessageBytes: number;
+  /** How long a request body may stop arriving while the server waits for it. */
+  bodyIdleTimeoutMs: number;
   shutdownGraceMs: number;
   logLevel: LogLevel;
   /** OTEL_* variables are set (and OTEL_SDK_DISABLED is not true): start the OpenTelemetry SDK. */

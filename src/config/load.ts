@@ -121,6 +121,7 @@ export function loadConfig(
     watchPollIntervalMs: required<number>("watch-poll-interval"),
     maxLockWaitMs: required<number>("max-lock-wait"),
     maxMessageBytes: required<number>("max-message-size"),
+    bodyIdleTimeoutMs: required<number>("body-idle-timeout"),
     shutdownGraceMs: required<number>("shutdown-grace"),
     logLevel: required<LogLevel>("log-level"),
     telemetry: telemetryWanted(env),

@@ -231,6 +231,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parseMessageSize,
   },
   {
+    flag: "body-idle-timeout",
+    type: "string",
+    placeholder: "DURATION",
+    help: "How long a request body may stop arriving before the request is ended (408, or DEADLINE_EXCEEDED for RPCs).",
+    default: "30s",
+    parse: parsePositiveDuration,
+  },
+  {
     flag: "shutdown-grace",
     type: "string",
     placeholder: "DURATION",

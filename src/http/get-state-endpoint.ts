@@ -75,16 +75,19 @@ export class GetStateEndpoint {
     this.#opts = opts;
   }
 
-  /** Serves the request when it is a GetState call this endpoint answers; false leaves it to Connect. */
-  serve(req: NodeRequest, res: NodeResponse): boolean {
-    if (pathOf(req.url) !== GET_STATE_PATH) return false;
+  /**
+   * Serves the request when it is a GetState call this endpoint answers, resolving once answered;
+   * undefined leaves it to Connect. `stalled` aborts when the request body stalls: the call ends
+   * with its reason.
+   */
+  serve(req: NodeRequest, res: NodeResponse, stalled?: AbortSignal): Promise<void> | undefined {
+    if (pathOf(req.url) !== GET_STATE_PATH) return undefined;
     const wire = unaryWire(req, this.#opts.compressions);
-    if (wire === undefined) return false;
-    void this.#call(req, res, wire);
-    return true;
+    if (wire === undefined) return undefined;
+    return this.#call(req, res, wire, stalled);
   }
 
-  async #call(req: NodeRequest, res: NodeResponse, wire: UnaryWire): Promise<void> {
+  async #call(req: NodeRequest, res: NodeResponse, wire: UnaryWire, stalled?: AbortSignal): Promise<void> {
     const opts = this.#opts;
     const headers = requestHeaders(req.headers);
     const rpc = opts.telemetry.start(SERVICE, METHOD, headers);
@@ -97,15 +100,18 @@ export class GetStateEndpoint {
     const deadline = timeoutMs !== undefined ? createDeadlineSignal(timeoutMs) : undefined;
     try {
       if (timeoutError !== undefined) throw timeoutError;
-      const signals = [gone.signal, opts.cutOffSignal];
-      if (deadline !== undefined) signals.push(deadline.signal);
+      // The deadline goes down as `deadline`, not in the signal: the two would race, and a call
+      // that ran out of time could end as CANCELED.
       const callOptions = {
-        signal: AbortSignal.any(signals),
+        signal: AbortSignal.any([gone.signal, opts.cutOffSignal]),
         deadline: timeoutMs !== undefined ? Date.now() + timeoutMs : undefined,
       };
+      const reading = [callOptions.signal];
+      if (deadline !== undefined) reading.push(deadline.signal);
+      if (stalled !== undefined) reading.push(stalled);
       const message = await context.with(rpc.context, async () => {
         await opts.authenticate(headers, req.socket?.remoteAddress);
-        const request = await this.#readRequest(req, wire);
+        const request = await this.#readRequest(req, wire, AbortSignal.any(reading));
         const limit = unaryStateLimit(opts.maxMessageBytes, { requestHeader: headers, url: req.url ?? "" });
         const answer = await getStateAnswer(opts.deps, request, callOptions, limit);
         return this.#encode(answer, wire.responseCompression);
@@ -121,8 +127,8 @@ export class GetStateEndpoint {
     }
   }
 
-  async #readRequest(req: NodeRequest, wire: UnaryWire): Promise<GetStateRequest> {
-    const body = await readBody(req, METHOD, this.#opts.maxMessageBytes, wire.framing);
+  async #readRequest(req: NodeRequest, wire: UnaryWire, signal: AbortSignal): Promise<GetStateRequest> {
+    const body = await readBody(req, METHOD, this.#opts.maxMessageBytes, wire.framing, signal);
     const payload = wire.framing === 0 ? body : singleMessage(body, METHOD);
     try {
       return fromBinary(GetStateRequestSchema, payload);

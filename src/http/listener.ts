@@ -13,8 +13,10 @@ import http2, {
   type ServerHttp2Stream,
 } from "node:http2";
 import net, { type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import tls, { type TLSSocket } from "node:tls";
 import { type ConnectionTracker, markHttp2 } from "./connections.ts";
+import { answerClientError, refuseHttpVersion } from "./http1-refusals.ts";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
@@ -29,8 +31,12 @@ export interface ListenerOptions {
   onStream?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
   tracker: ConnectionTracker;
   tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
-  /** Called for connection-level errors worth a debug line (resets, bad prefaces). */
+  /** How long an HTTP/1.1 request's headers may take to arrive. Default 60 s. */
+  headersTimeoutMs?: number | undefined;
+  /** Called for connection-level errors worth a debug line (resets, bad prefaces, malformed requests). */
   onClientError?: (err: Error) => void;
+  /** Called when serving a stream or request threw: a bug, logged; only that request is ended. */
+  onHandlerError?: (err: unknown) => void;
 }
 
 /** The HTTP/2 client connection preface (RFC 9113 §3.4). */
@@ -38,6 +44,9 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 /** A connection that has not sent its first bytes by then is dropped. */
 const FIRST_BYTES_TIMEOUT_MS = 10_000;
 const HEADERS_TIMEOUT_MS = 60_000;
+/** Node checks header deadlines on a timer; at most this often, and a few times per timeout. */
+const MAX_HEADERS_CHECK_INTERVAL_MS = 15_000;
+const MIN_HEADERS_CHECK_INTERVAL_MS = 50;
 /** Longer than the usual 60 s idle timeout of load balancers, so they close first. */
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 /** Memory an HTTP/2 session may use, in MB: room for thousands of concurrent watch streams. */
@@ -50,9 +59,28 @@ export interface Listener {
 }
 
 export function createListener(opts: ListenerOptions): Listener {
+  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  /** The response each HTTP/1.1 connection is on, to know whether a parse error can still be answered. */
+  const responses = new WeakMap<Duplex, ServerResponse>();
   const h1 = http.createServer(
-    { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS },
-    opts.handler,
+    {
+      requestTimeout: 0,
+      headersTimeout,
+      connectionsCheckingInterval: Math.max(
+        MIN_HEADERS_CHECK_INTERVAL_MS,
+        Math.min(MAX_HEADERS_CHECK_INTERVAL_MS, Math.floor(headersTimeout / 4)),
+      ),
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    },
+    (req: IncomingMessage, res: ServerResponse) => {
+      responses.set(req.socket, res);
+      // llhttp takes a request line without a version as HTTP/0.9, and "HTTP/2.0" as a version.
+      if (req.httpVersionMajor !== 1) {
+        refuseHttpVersion(req, res);
+        return;
+      }
+      handle(opts, req, res);
+    },
   );
   const h2 = http2Server(opts);
   const serve = (socket: Socket, http2: boolean) => {
@@ -60,11 +88,17 @@ export function createListener(opts: ListenerOptions): Listener {
       markHttp2(socket);
       h2.emit("connection", socket);
     } else {
+      // As Node's own HTTP server has it: a client that half-closes mid-request can still be answered.
+      socket.allowHalfOpen = true;
       h1.emit("connection", socket);
     }
   };
   const server = opts.tls ? tlsFront(opts, opts.tls, serve) : cleartextFront(opts, serve);
-  h1.on("clientError", (err: Error) => opts.onClientError?.(err));
+  // A listener here replaces Node's own answer (400 and close), so this one answers in its place.
+  h1.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    opts.onClientError?.(err);
+    answerClientError(err, socket, responses.get(socket), headersTimeout);
+  });
   // The HTTP/1.1 server never listens itself; this starts its header and keep-alive timers.
   server.once("listening", () => h1.emit("listening"));
   return {
@@ -83,14 +117,30 @@ function http2Server(o: ListenerOptions): http2.Http2Server {
   const raw = http2.createServer({ maxSessionMemory: MAX_SESSION_MEMORY_MB });
   // Node builds those objects for the streams of a server that has a "request" listener: the
   // remaining streams are handed to this one, which never listens itself.
-  const compat = http2.createServer({}, o.handler);
+  const compat = http2.createServer({}, (req, res) => handle(o, req, res));
   raw.on("stream", (stream, headers, flags, rawHeaders) => {
-    if (o.onStream?.(stream, headers)) return;
-    compat.emit("stream", stream, headers, flags, rawHeaders);
+    try {
+      if (o.onStream?.(stream, headers)) return;
+      compat.emit("stream", stream, headers, flags, rawHeaders);
+    } catch (err) {
+      // A throw here would end the process: it ends this stream only.
+      o.onHandlerError?.(err);
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
   });
   raw.on("session", (session) => o.tracker.addSession(session));
   raw.on("sessionError", (err: Error) => o.onClientError?.(err));
   return raw;
+}
+
+/** Runs the handler; a synchronous throw ends this request only. */
+function handle(o: ListenerOptions, req: NodeRequest, res: NodeResponse): void {
+  try {
+    o.handler(req, res);
+  } catch (err) {
+    o.onHandlerError?.(err);
+    res.destroy();
+  }
 }
 
 type Serve = (socket: Socket, http2: boolean) => void;

@@ -10,14 +10,17 @@ import { COMPRESSED_FLAG } from "../rpc/envelope.ts";
 /**
  * The request body, refused once it holds more than a message of `maxMessageBytes` and its
  * `framing` bytes (5 for an envelope, 0 for Connect's unary body). `method` names the RPC in errors.
+ * When `signal` aborts first (the deadline, a stalled body, shutdown), fails with its reason.
  */
 export function readBody(
   body: Readable,
   method: string,
   maxMessageBytes: number,
   framing: number,
+  signal?: AbortSignal,
 ): Promise<Buffer> {
   const limit = maxMessageBytes + framing;
+  if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -25,6 +28,11 @@ export function readBody(
       body.off("data", onData);
       body.off("end", onEnd);
       body.off("close", onClose);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      cleanup();
+      reject(signal?.reason);
     };
     const onData = (chunk: Buffer) => {
       size += chunk.byteLength;
@@ -52,6 +60,7 @@ export function readBody(
     body.on("data", onData);
     body.once("end", onEnd);
     body.once("close", onClose);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
 

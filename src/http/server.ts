@@ -4,7 +4,7 @@
  * backend). Every request passes the one authentication point. `createServer` is the factory tests
  * start on port 0.
  */
-import type { Http2ServerRequest } from "node:http2";
+import { Http2ServerRequest } from "node:http2";
 import { Code, ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
 import type { Coordinator } from "../coordinator/types.ts";
 import { isTfstateError } from "../errors.ts";
@@ -16,12 +16,14 @@ import { Readiness } from "../rpc/readiness.ts";
 import { PUBLIC_SERVICES, rpcRoutes } from "../rpc/routes.ts";
 import { rpcTelemetry, telemetryInterceptor } from "../rpc/telemetry-interceptor.ts";
 import { type Authenticator, type AuthRequest, allowAll } from "./auth.ts";
+import { DEFAULT_BODY_IDLE_TIMEOUT_MS, resetStalledStream, watchBodyIdle } from "./body-idle.ts";
 import { COMPRESS_MIN_BYTES, SERVER_COMPRESSIONS } from "./compression.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { GET_STATE_PATH, GetStateEndpoint } from "./get-state-endpoint.ts";
 import { createListener, type NodeHandler, type NodeRequest, type NodeResponse } from "./listener.ts";
 import { PROBE_PATHS, serveProbe } from "./probes.ts";
 import { pathOf, requestHeaders } from "./request-parts.ts";
+import { checkConnectGet } from "./request-validation.ts";
 import { createRpcAdapter } from "./rpc-adapter.ts";
 import { WATCH_LOCK_PATH, WatchEndpoint } from "./watch-endpoint.ts";
 
@@ -63,6 +65,13 @@ export interface ServerOptions {
   healthWatchIntervalMs?: number | undefined;
   /** How long one readiness answer is reused. Default 1 s. */
   readinessCacheMs?: number | undefined;
+  /**
+   * How long a request body may pause while the server waits for it before the request is ended
+   * (408 for plain HTTP, DEADLINE_EXCEEDED for RPCs). Default 30 s.
+   */
+  bodyIdleTimeoutMs?: number | undefined;
+  /** How long an HTTP/1.1 request's headers may take to arrive (then 408 and close). Default 60 s. */
+  headersTimeoutMs?: number | undefined;
 }
 
 export interface ServerAddress {
@@ -102,6 +111,7 @@ export function createServer(opts: ServerOptions): TfstateServer {
   const secure = opts.tls !== undefined;
   const graceMs = opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
   const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const bodyIdleMs = opts.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS;
 
   const drain = new AbortController();
   const cutOff = new AbortController();
@@ -131,24 +141,33 @@ export function createServer(opts: ServerOptions): TfstateServer {
     logger,
     contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket.remoteAddress),
     async requestGate(ctx) {
-      if (PUBLIC_SERVICES.has(ctx.service.typeName)) return;
-      try {
-        const principal = await authenticate({
-          method: ctx.requestMethod,
-          path: new URL(ctx.url, "http://localhost").pathname,
-          headers: ctx.requestHeader,
-          remoteAddress: ctx.values.get(remoteAddressKey),
-          secure,
-          kind: "rpc",
-        });
-        ctx.values.set(principalKey, principal);
-      } catch (err) {
-        throw toConnectError(err, logger, `${ctx.service.typeName}/${ctx.method.name}`);
+      if (!PUBLIC_SERVICES.has(ctx.service.typeName)) {
+        try {
+          const principal = await authenticate({
+            method: ctx.requestMethod,
+            path: new URL(ctx.url, "http://localhost").pathname,
+            headers: ctx.requestHeader,
+            remoteAddress: ctx.values.get(remoteAddressKey),
+            secure,
+            kind: "rpc",
+          });
+          ctx.values.set(principalKey, principal);
+        } catch (err) {
+          throw toConnectError(err, logger, `${ctx.service.typeName}/${ctx.method.name}`);
+        }
       }
+      // A GET carries its message in the query, which Connect decodes before any interceptor runs.
+      await checkConnectGet(ctx, { compressions: SERVER_COMPRESSIONS, readMaxBytes: maxMessageBytes });
     },
   });
 
-  const serveRoute = async (route: ExtraRoute, req: NodeRequest, res: NodeResponse, path: string) => {
+  const serveRoute = async (
+    route: ExtraRoute,
+    req: NodeRequest,
+    res: NodeResponse,
+    path: string,
+    idle: AbortSignal,
+  ) => {
     let principal: Principal;
     try {
       principal = await authenticate(authRequest(req, path, secure));
@@ -160,43 +179,65 @@ export function createServer(opts: ServerOptions): TfstateServer {
     res.once("close", () => {
       if (!res.writableFinished) gone.abort(new Error("the client closed the connection"));
     });
-    const signal = AbortSignal.any([gone.signal, cutOff.signal]);
-    await route.handle(req, res, { principal, signal, logger });
+    // Routes speak plain HTTP: a stalled body is answered here, 408, whatever the route was doing.
+    const onIdle = () => answerIdle(res, idle.reason);
+    idle.addEventListener("abort", onIdle, { once: true });
+    try {
+      const signal = AbortSignal.any([gone.signal, cutOff.signal, idle]);
+      await route.handle(req, res, { principal, signal, logger });
+    } finally {
+      idle.removeEventListener("abort", onIdle);
+    }
   };
 
-  const dispatch = async (req: NodeRequest, res: NodeResponse) => {
-    if (req.httpVersionMajor === 1) {
+  const dispatch = async (req: NodeRequest, res: NodeResponse, path: string) => {
+    // The connection's own protocol, never the request line's version (the listener refuses
+    // versions other than 1.x on HTTP/1 connections).
+    const http2 = req instanceof Http2ServerRequest;
+    if (http2) {
+      closeAbandonedRequest(req, tracker);
+    } else {
       tracker.http1Request(req.socket, res);
       if (tracker.draining && !res.headersSent) res.setHeader("connection", "close");
-    } else {
-      closeAbandonedRequest(req as Http2ServerRequest, tracker);
     }
-    const path = pathOf(req.url);
-    try {
-      if (PROBE_PATHS.has(path)) {
-        await serveProbe(path, req, res, readiness);
-        return;
-      }
-      const route = routes.find((r) => matches(r.prefix, path));
-      if (route) {
-        await serveRoute(route, req, res, path);
-        return;
-      }
-      if (getState.serve(req, res)) return;
-      rpc.handle(req, res);
-    } catch (err) {
-      logger.error("request failed", { method: req.method, path, error: err });
-      if (!res.headersSent) {
-        res.statusCode = 500;
-        res.end("internal error\n");
-      } else {
-        res.destroy();
-      }
+    const idle = new AbortController();
+    watchBodyIdle(req, bodyIdleMs, {
+      onIdle: (err) => {
+        logger.info("request body stalled: ending the request", {
+          method: req.method,
+          path,
+          idleMs: bodyIdleMs,
+        });
+        // The rest of the body will not come: this connection cannot carry another request.
+        if (!http2 && !res.headersSent) res.setHeader("connection", "close");
+        idle.abort(err);
+      },
+      release: () => releaseStalled(req),
+    });
+    if (PROBE_PATHS.has(path)) {
+      await serveProbe(path, req, res, readiness);
+      return;
     }
+    const route = routes.find((r) => matches(r.prefix, path));
+    if (route) {
+      await serveRoute(route, req, res, path, idle.signal);
+      return;
+    }
+    const getStateCall = getState.serve(req, res, idle.signal);
+    if (getStateCall !== undefined) {
+      await getStateCall;
+      return;
+    }
+    await rpc.handle(req, res, idle.signal);
   };
 
+  /** Serves one request; whatever fails in it ends that request only, never the process. */
   const handler: NodeHandler = (req, res) => {
-    void dispatch(req, res);
+    const path = pathOf(req.url);
+    dispatch(req, res, path).catch((err: unknown) => {
+      logger.error("request failed", { method: req.method, path, error: err });
+      endFailed(res);
+    });
   };
   /** The authentication point for an RPC served below Connect, at `path`. */
   const rpcAuthenticator =
@@ -209,6 +250,7 @@ export function createServer(opts: ServerOptions): TfstateServer {
     telemetry,
     logger,
     maxMessageBytes,
+    bodyIdleTimeoutMs: bodyIdleMs,
   });
   const getState = new GetStateEndpoint({
     deps: { coordinator: opts.coordinator },
@@ -225,7 +267,9 @@ export function createServer(opts: ServerOptions): TfstateServer {
     onStream: (stream, headers) => watch.serve(stream, headers),
     tracker,
     tls: opts.tls,
+    headersTimeoutMs: opts.headersTimeoutMs,
     onClientError: (err) => logger.debug("client connection error", { error: err }),
+    onHandlerError: (err) => logger.error("request failed", { error: err }),
   });
 
   let address: ServerAddress | undefined;
@@ -304,6 +348,41 @@ function closeAbandonedRequest(req: Http2ServerRequest, tracker: ConnectionTrack
       if (!req.complete && !req.stream.destroyed) req.stream.destroy();
     }, ABANDONED_REQUEST_RESET_MS).unref();
   });
+}
+
+/** Ends a request whose handler failed: a 500 when nothing was sent yet, else a cut. Never throws. */
+function endFailed(res: NodeResponse): void {
+  try {
+    if (!res.headersSent && !res.writableEnded) {
+      res.statusCode = 500;
+      res.setHeader("content-type", "text/plain; charset=utf-8");
+      res.end("internal error\n");
+    } else if (!res.writableFinished) {
+      res.destroy();
+    }
+  } catch {
+    res.destroy();
+  }
+}
+
+/** A plain HTTP answer to a request whose body stalled (the handler's own answer, if any, is too late). */
+function answerIdle(res: NodeResponse, reason: unknown): void {
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  const body = `${reason instanceof Error ? reason.message : "the request body stalled"}\n`;
+  res.statusCode = 408;
+  res.setHeader("content-type", "text/plain; charset=utf-8");
+  res.setHeader("content-length", String(Buffer.byteLength(body)));
+  res.end(body);
+}
+
+/**
+ * Frees what a request with a stalled body still holds once its call has answered (or had its
+ * chance to): the HTTP/2 stream, or the HTTP/1.1 connection, which cannot carry another request.
+ */
+function releaseStalled(req: NodeRequest): void {
+  if (req.complete) return;
+  if (req instanceof Http2ServerRequest) resetStalledStream(req.stream);
+  else if (!req.socket.destroyed) req.socket.destroy();
 }
 
 function matches(prefix: string, path: string): boolean {

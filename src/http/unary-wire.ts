@@ -22,12 +22,10 @@ import {
   contentTypeUnaryProto,
   errorToJsonBytes,
   parseContentType as parseConnectContentType,
-  parseTimeout as parseConnectTimeout,
 } from "@connectrpc/connect/protocol-connect";
 import {
   contentTypeProto as grpcProto,
   parseContentType as parseGrpcContentType,
-  parseTimeout as parseGrpcTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
 import {
@@ -39,6 +37,7 @@ import {
 import { COMPRESSED_FLAG, envelope } from "../rpc/envelope.ts";
 import type { NodeRequest, NodeResponse } from "./listener.ts";
 import { uncompressed } from "./request-parts.ts";
+import { type RequestTimeout, requestTimeout } from "./request-timeout.ts";
 import { headersObject } from "./stream-wire.ts";
 
 export type UnaryProtocol = "connect" | "grpc" | "grpc-web";
@@ -47,8 +46,8 @@ export interface UnaryWire {
   readonly protocol: UnaryProtocol;
   /** Bytes around the request message: 5 for an envelope, none for Connect's unary body. */
   readonly framing: 0 | 5;
-  /** The request's timeout in milliseconds, if it sets one; a malformed one is an error to answer. */
-  readonly timeout: { timeoutMs?: number | undefined; error?: ConnectError | undefined };
+  /** The request's timeout in whole milliseconds, if it sets one; a malformed one is an error to answer. */
+  readonly timeout: RequestTimeout;
   /** The compression for the response: the first the client accepts that the server has. */
   readonly responseCompression: Compression | null;
 }
@@ -75,7 +74,7 @@ export function unaryWire(req: NodeRequest, compressions: readonly Compression[]
     return {
       protocol: "connect",
       framing: 0,
-      timeout: parseConnectTimeout(one(h["connect-timeout-ms"]), Number.MAX_SAFE_INTEGER),
+      timeout: requestTimeout("connect-timeout-ms", one(h["connect-timeout-ms"])),
       responseCompression: negotiate(compressions, one(h["accept-encoding"])),
     };
   }
@@ -88,7 +87,7 @@ export function unaryWire(req: NodeRequest, compressions: readonly Compression[]
   return {
     protocol: grpcWeb !== undefined ? "grpc-web" : "grpc",
     framing: 5,
-    timeout: parseGrpcTimeout(one(h["grpc-timeout"]), Number.MAX_SAFE_INTEGER),
+    timeout: requestTimeout("grpc-timeout", one(h["grpc-timeout"])),
     responseCompression: negotiate(compressions, one(h["grpc-accept-encoding"])),
   };
 }

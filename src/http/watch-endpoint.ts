@@ -23,6 +23,7 @@ import type { RpcDeps } from "../rpc/deps.ts";
 import { toConnectError } from "../rpc/errors.ts";
 import type { RpcCall, RpcTelemetry } from "../rpc/telemetry-interceptor.ts";
 import { openWatch, watchFrame, watchShutDown } from "../rpc/watch-lock.ts";
+import { resetStalledStream, watchBodyIdle } from "./body-idle.ts";
 import { readBody, singleMessage } from "./request-message.ts";
 import { pathOf, requestHeaders } from "./request-parts.ts";
 import { StreamResponse, type StreamWire, streamWire } from "./stream-wire.ts";
@@ -40,6 +41,8 @@ export interface WatchEndpointOptions {
   logger: Logger;
   /** Largest message read or written, in bytes. */
   maxMessageBytes: number;
+  /** How long the request body may pause while the endpoint waits for it (see body-idle.ts). */
+  bodyIdleTimeoutMs: number;
 }
 
 /**
@@ -116,7 +119,7 @@ export class WatchEndpoint {
     if (wire === undefined) return false;
     const call = new WatchCall(stream, wire, this.#opts, this.#fanOut, this.#forget);
     this.#calls.add(call);
-    void call.start(headers);
+    call.start(headers).catch((err: unknown) => call.fail(err));
     return true;
   }
 }
@@ -163,8 +166,13 @@ class WatchCall {
     const header = requestHeaders(headers);
     const rpc = this.#opts.telemetry.start(SERVICE, METHOD, header);
     this.#rpc = rpc;
+    const stream = this.#stream;
+    watchBodyIdle(stream, this.#opts.bodyIdleTimeoutMs, {
+      onIdle: (err) => this.#finish(err),
+      release: () => resetStalledStream(stream),
+    });
     try {
-      await this.#opts.authenticate(header, this.#stream.session?.socket?.remoteAddress);
+      await this.#opts.authenticate(header, stream.session?.socket?.remoteAddress);
       const request = await this.#readRequest();
       this.#requested = request.workspace;
       this.#watch = context.with(rpc.context, () => openWatch(this.#opts.deps, request.workspace));
@@ -174,6 +182,15 @@ class WatchCall {
     }
     if (this.#finished) this.#watch.close();
     else this.#pump();
+  }
+
+  /** Ends the call with `err` after a failure outside its own handling (a bug); never throws. */
+  fail(err: unknown): void {
+    try {
+      this.#finish(err);
+    } catch {
+      this.#stream.destroy();
+    }
   }
 
   /** The server drains: end with UNAVAILABLE so the client reconnects elsewhere. */

@@ -88,18 +88,41 @@ function detailsFor(err: TfstateError) {
   return [];
 }
 
-/** Converts errors of every RPC, unary or streaming, in either direction. */
+/**
+ * Converts errors of every RPC, unary or streaming, in either direction. A streaming request's
+ * messages are decoded as the handler reads them; Connect reports a message it cannot decode as
+ * INTERNAL, but whatever the request stream itself fails with is the client's doing.
+ */
 export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     try {
-      const res = await next(req);
+      const res = await next(
+        req.stream ? { ...req, message: mapRequestStreamErrors(req.message, req.method.name) } : req,
+      );
       if (!res.stream) return res;
       return { ...res, message: mapStreamErrors(res.message, logger, procedure) };
     } catch (err) {
       throw toConnectError(err, logger, procedure);
     }
   };
+}
+
+/** Errors of a streaming request's own messages: INTERNAL from Connect's decoding becomes INVALID_ARGUMENT. */
+async function* mapRequestStreamErrors<T>(source: AsyncIterable<T>, method: string): AsyncIterable<T> {
+  try {
+    yield* source;
+  } catch (err) {
+    if (!(err instanceof ConnectError) || err.code !== Code.Internal) throw err;
+    const detail = err.rawMessage.replace(/^parse binary: /, "");
+    throw new ConnectError(
+      `cannot decode the ${method} request: ${detail}`,
+      Code.InvalidArgument,
+      undefined,
+      undefined,
+      err,
+    );
+  }
 }
 
 async function* mapStreamErrors<T>(

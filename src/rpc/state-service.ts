@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { LockEvent } from "../coordinator/types.ts";
 import { InvalidArgumentError, NotFoundError } from "../errors.ts";
 import {
@@ -248,6 +248,10 @@ async function* watchResponses(
     if (callSignal.aborted || !drainSignal.aborted) throw err;
   } finally {
     await events.return?.();
+  }
+  // A deadline that ends the stream is DEADLINE_EXCEEDED, never a clean end.
+  if (callSignal.aborted && ConnectError.from(callSignal.reason).code === Code.DeadlineExceeded) {
+    throw callSignal.reason;
   }
   if (!callSignal.aborted) throw watchShutDown();
 }
