@@ -5,6 +5,8 @@
 import { CanceledError, DeadlineExceededError, type TfstateError } from "../errors.ts";
 import type { CallOptions } from "./target.ts";
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class CallContext {
   readonly signal: AbortSignal;
   readonly deadline: number | undefined;
@@ -18,9 +20,11 @@ export class CallContext {
     this.deadline = opts?.deadline ?? undefined;
     const signals: AbortSignal[] = [];
     if (this.callerSignal !== undefined) signals.push(this.callerSignal);
-    if (this.deadline !== undefined) {
-      // AbortSignal.timeout does not keep the process alive and needs no clean-up.
-      signals.push(AbortSignal.timeout(Math.max(0, this.deadline - Date.now())));
+    const left = this.remainingMs();
+    // A timer longer than Node's longest (about 24.8 days) would fire at once; such a deadline is no limit.
+    if (left <= MAX_TIMER_MS) {
+      // AbortSignal.timeout does not keep the process alive and needs no clean-up; it takes whole ms.
+      signals.push(AbortSignal.timeout(Math.max(0, Math.ceil(left))));
     }
     this.signal = signals.length === 0 ? new AbortController().signal : AbortSignal.any(signals);
   }
@@ -42,7 +46,8 @@ export class CallContext {
   /** The error for an operation cut short by the caller's signal or by the deadline. */
   abortError(detail?: string): TfstateError {
     const suffix = detail ? ` (${detail})` : "";
-    if (this.callerSignal?.aborted) {
+    // A caller's signal that fires once the deadline has passed is the deadline, whatever raced.
+    if (this.callerSignal?.aborted && this.remainingMs() > 0) {
       const reason = this.callerSignal.reason;
       return new CanceledError(`${this.what}: canceled by the caller${suffix}`, { cause: reason });
     }

@@ -55,5 +55,6 @@ export function errorReply(err: unknown, lockConflict: LockConflictStatus): Erro
   // The CLI sends Basic credentials (`username`/`password` in the backend block).
   if (status === 401) headers["www-authenticate"] = 'Basic realm="oci-tfstate", charset="UTF-8"';
   const message = err.code === "data_loss" ? `data loss: ${err.message}` : err.message;
-  return { status, body: errorBody(message), headers, serverFault: status >= 500 };
+  // A client that went away is nobody's fault worth an error line.
+  return { status, body: errorBody(message), headers, serverFault: status >= 500 && err.code !== "canceled" };
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { InvalidArgumentError, ResourceExhaustedError } from "../errors.ts";
+import { CanceledError, InvalidArgumentError, isTfstateError, ResourceExhaustedError } from "../errors.ts";
 import type { HttpRequest } from "./types.ts";
 
 const BASE64_MD5 = /^[A-Za-z0-9+/]{22}==$/;
@@ -28,11 +28,17 @@ export async function readBody(req: HttpRequest, limit: number, what: string): P
   const chunks: Buffer[] = [];
   let size = 0;
   // destroyOnReturn: false keeps the connection open to answer 413 when reading stops early.
-  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
-    const buf = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer);
-    size += buf.byteLength;
-    if (size > limit) throw tooLarge(what, limit);
-    chunks.push(buf);
+  try {
+    for await (const chunk of req.iterator({ destroyOnReturn: false })) {
+      const buf = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer);
+      size += buf.byteLength;
+      if (size > limit) throw tooLarge(what, limit);
+      chunks.push(buf);
+    }
+  } catch (err) {
+    if (isTfstateError(err)) throw err;
+    // The client went away or the edge ended the body (malformed, or idle too long): it has its answer.
+    throw new CanceledError(`the ${what} was not received in full (${size} bytes arrived)`, { cause: err });
   }
   const body = Buffer.concat(chunks, size);
   checkContentMd5(req.headers["content-md5"], body);
