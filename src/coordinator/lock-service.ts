@@ -50,6 +50,11 @@ function resultOf(held: KnownLock & { state: "locked" }): LockResult {
   };
 }
 
+/** Held by `id` with a lease: locking again renews it. */
+function isOwnLease(known: KnownLock & { state: "locked" }, id: string): boolean {
+  return !known.corrupt && known.info.id === id && known.leaseExpiresAt !== null;
+}
+
 function canceled(ws: string, detail: string): CanceledError {
   return new CanceledError(`locking workspace ${JSON.stringify(ws)}: canceled by the caller${detail}`);
 }
@@ -176,30 +181,44 @@ export class LockService {
   }
 
   /**
-   * One lock attempt; runs inside the workspace's queue. A lock known held is checked with one
-   * conditional read and refused without a write; otherwise the core takes it (4 requests).
+   * One lock attempt; runs inside the workspace's queue. A lock known held by someone else is
+   * checked with one conditional read and refused without a write; otherwise the core takes it
+   * (3 requests). The holder locking again renews its lease, when it has one, through the core,
+   * which keeps the generation and moves `lease_expiry` (3 requests); without a lease there is
+   * nothing to renew and the verified read answers.
    */
   async #attempt(ws: string, info: LockInfo, opts: CallOptions): Promise<LockResult> {
     const { backend, tracker, logger } = this.#d;
     if (opts.signal?.aborted) throw canceled(ws, "");
     const mgr = backend.stateMgr(ws);
     const seen = tracker.get(ws);
-    if (seen === undefined || seen.state === "locked") {
+    /** The stored LockInfo when this is the holder renewing: only the lease moves. */
+    let renewing: LockInfo | null = null;
+    if (seen?.state === "locked" && isOwnLease(seen, info.id)) {
+      // The core reads the lock itself before it renews: no read of ours first.
+      renewing = seen.info;
+    } else if (seen === undefined || seen.state === "locked") {
       const known = await this.verify(ws, opts);
       if (known.state === "locked") {
-        if (!known.corrupt && known.info.id === info.id) return resultOf(known);
-        if (!this.#mayBeStale(known)) throw heldError(ws, known);
+        if (isOwnLease(known, info.id)) renewing = known.info;
+        else if (!known.corrupt && known.info.id === info.id) return resultOf(known);
+        else if (!this.#mayBeStale(known)) throw heldError(ws, known);
       }
     }
     let held: KnownLock & { state: "locked" };
     try {
-      held = await takeLock(mgr, info);
+      held = await takeLock(mgr, renewing ?? info);
     } catch (err) {
       // Learn who has it (and its digest for cheap checks later); the refusal stands either way.
       if (err instanceof LockError) await this.verify(ws).catch(() => {});
       throw err;
     }
     tracker.observe(ws, held);
+    if (renewing !== null) {
+      // Never released on a cancel: the caller held the lock before. Waiters' lease timer follows.
+      if (this.#waiters.has(ws)) this.#watchLease(ws);
+      return resultOf(held);
+    }
     if (opts.signal?.aborted) {
       // The caller left while the lock was being written: give it back rather than strand it.
       try {
