@@ -41,7 +41,7 @@ export interface UnlockOptions extends CallOptions {
 export interface DeleteWorkspaceOptions extends CallOptions {
   /** The lock ID the caller holds, if it locked the workspace before deleting it. */
   lockId?: string | undefined;
-  /** Delete even when someone else holds the lock. */
+  /** Delete even when someone else holds the lock, or the state still manages resources. */
   force?: boolean | undefined;
 }
 
@@ -174,8 +174,9 @@ export interface Coordinator {
   /** AlreadyExistsError when it exists. */
   createWorkspace(workspace: string, opts?: CallOptions): Promise<WorkspaceSummary>;
   /**
-   * Deletes the workspace with its state, history and lock; does not look at the resources in the
-   * state. LockError when locked by someone other than `lockId` and `force` is not set.
+   * Deletes the workspace with its state, history and lock. Without `force`: LockError when locked
+   * by someone other than `lockId`; FailedPreconditionError naming the count when its state still
+   * manages resources, or saying why its state cannot be read for them (encrypted, not JSON).
    */
   deleteWorkspace(workspace: string, opts?: DeleteWorkspaceOptions): Promise<void>;
 
