@@ -31,6 +31,18 @@ export interface LockOptions extends CallOptions {
    * by the coordinator's `maxLockWaitMs` and by `deadline`.
    */
   waitMs?: number | undefined;
+  /**
+   * The caller retries a refused Lock on its own with the same lock ID, after these delays (an
+   * http backend client). With a wait, its place in line is then kept between its calls, until it
+   * is due back plus a grace, and a freed lock may be held for it briefly (see LockService).
+   */
+  retry?: LockRetry | undefined;
+}
+
+/** How a caller that retries on its own paces its Lock calls. */
+export interface LockRetry {
+  /** The pause before its next call, after its `refusals`-th refused call (1, 2, …). */
+  delayMs(refusals: number): number;
 }
 
 export interface UnlockOptions extends CallOptions {

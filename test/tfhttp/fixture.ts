@@ -65,6 +65,8 @@ export async function startTfhttpFixture(opts: TfhttpFixtureOptions = {}): Promi
 
   const maxStateSize = opts.maxStateSize ?? 1024 * 1024;
   const route = createTerraformHttpRoute({
+    // A short LOCK wait keeps tests that expect a 423 quick; tests of the wait set their own.
+    lockWaitMs: 300,
     ...opts.route,
     coordinator,
     logger,
