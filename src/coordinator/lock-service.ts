@@ -410,7 +410,8 @@ export class LockService {
     } else {
       t.refusals++;
       const now = Date.now();
-      t.dueAt = now + Math.max(0, t.retry.delayMs(t.refusals));
+      const delay = t.retry.delayMs(t.refusals);
+      t.dueAt = now + (Number.isFinite(delay) && delay > 0 ? delay : 0);
       t.expiresAt = t.dueAt + RETURN_GRACE_MS;
       t.expiry = setTimeout(() => this.#expire(t), t.expiresAt - now);
     }
