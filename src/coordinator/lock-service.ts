@@ -259,6 +259,9 @@ export class LockService {
       throw canceled(ws, "; the lock taken meanwhile was released");
     }
     this.#holds.taken(ws, this.#d.now());
+    // Taken by a call outside the line: a place kept for the same ID is no longer needed.
+    const kept = this.#lines.get(ws)?.byId.get(info.id);
+    if (kept !== undefined && kept.call === null) this.#drop(kept);
     return resultOf(held);
   }
 
@@ -513,15 +516,15 @@ export class LockService {
   }
 
   /**
-   * Whose turn it is: the first ticket with a call, unless the lock is held for an absent caller,
-   * or an absent caller ahead of it is due back soon enough to hold the (free) lock for it.
+   * Whose turn it is: the first ticket with a call, unless an absent caller ahead of it has the
+   * lock held for it, or is due back soon enough to have the lock, free now, held for it.
    */
   #nextTurn(ws: string, line: Line): Ticket | undefined {
-    if (line.reserved !== null && line.reserved.call === null) return undefined;
     const free = this.#mayBeFree(ws);
     for (const t of line.tickets) {
       if (t.call !== null) return t;
-      if (free && this.#dueSoon(t)) {
+      if (line.reserved === t) return undefined;
+      if (line.reserved === null && free && this.#dueSoon(t)) {
         line.reserved = t;
         return undefined;
       }

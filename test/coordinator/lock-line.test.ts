@@ -102,6 +102,39 @@ describe("the lock line", () => {
     await coord.unlock("w", "rpc-b");
   });
 
+  test("a caller ahead of the one the lock is held for still goes first when it comes back", async () => {
+    const { coord } = fx.coordinator();
+    await coord.lock("w", lockInfo("holder"));
+    await sleep(2000);
+    const t = tracker();
+    // A is away for long, B (behind A) only briefly.
+    await assert.rejects(coord.lock("w", lockInfo("http-a"), { waitMs: 200, retry: every(5000) }), LockError);
+    await assert.rejects(
+      coord.lock("w", lockInfo("http-b"), { waitMs: 1000, retry: every(1500) }),
+      LockError,
+    );
+    const refusedB = Date.now();
+    const c = t.watch("rpc-c", coord.lock("w", lockInfo("rpc-c"), { waitMs: 20_000 }));
+    await eventually(() => coord.stats().lockWaiters === 1, 2000, "C waiting");
+    await sleep(Math.max(0, refusedB + 1000 - Date.now()));
+    await coord.unlock("w", "holder"); // held for B, due back in about 0.5 s
+    const back = Date.now();
+    const a = await t.watch(
+      "http-a",
+      coord.lock("w", lockInfo("http-a"), { waitMs: 5000, retry: every(5000) }),
+    );
+    assert.equal(a.id, "http-a");
+    // B's hold lasts until it is due back plus the 1 s grace, about 1.5 s from here.
+    const tookMs = Date.now() - back;
+    assert.ok(tookMs < 700, `A, first in line, took the lock held for B behind it at once (${tookMs} ms)`);
+    await coord.unlock("w", "http-a");
+    await t.watch("http-b", coord.lock("w", lockInfo("http-b"), { waitMs: 5000, retry: every(1500) }));
+    await coord.unlock("w", "http-b");
+    await c;
+    assert.deepEqual(t.order, ["http-a", "http-b", "rpc-c"]);
+    await coord.unlock("w", "rpc-c");
+  });
+
   test("a lock held for an absent caller that does not come back goes to the next one after its grace", async () => {
     const { coord } = fx.coordinator();
     await coord.lock("w", lockInfo("holder"));
