@@ -2,7 +2,7 @@
  * Runs the benchmarks and prints their figures: tables on stdout, then one JSON line with
  * everything. Progress goes to stderr.
  *
- *   node --import tsx bench/run.ts [get-put|watch|large ...]
+ *   node --import tsx bench/run.ts [get-put|watch|large|lock-contention ...]
  *
  * Without names, all run in turn. A missed target is printed as MISSED; the exit status is 0
  * when every benchmark ran (whatever its figures), 1 when one failed to run.
@@ -11,12 +11,14 @@ import { runGetPut } from "./get-put.ts";
 import { runLarge } from "./large.ts";
 import { describeMachine, machineInfo } from "./lib/machine.ts";
 import { type BenchResult, formatTargets } from "./lib/report.ts";
+import { runLockContention } from "./lock-contention.ts";
 import { runWatch } from "./watch.ts";
 
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
   "get-put": runGetPut,
   watch: runWatch,
   large: runLarge,
+  "lock-contention": runLockContention,
 };
 
 async function main(argv: string[]): Promise<number> {

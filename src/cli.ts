@@ -94,7 +94,14 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
     maxStateSize: config.maxStateSize,
     shutdownGraceMs: config.shutdownGraceMs,
     tls,
-    routes: [createTerraformHttpRoute({ coordinator, logger, maxStateSize: config.maxStateSize })],
+    routes: [
+      createTerraformHttpRoute({
+        coordinator,
+        logger,
+        maxStateSize: config.maxStateSize,
+        lockWaitMs: config.httpLockWaitMs,
+      }),
+    ],
   });
 
   let address: Awaited<ReturnType<typeof server.listen>>;

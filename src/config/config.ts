@@ -32,6 +32,8 @@ export interface Config {
   tls: { certFile: string; keyFile: string } | undefined;
   watchPollIntervalMs: number;
   maxLockWaitMs: number;
+  /** How long an http backend LOCK on a held lock waits in line before its 423; 0 = at once. */
+  httpLockWaitMs: number;
   /** Largest message read or written per RPC. */
   maxMessageBytes: number;
   /** How long a request body may stop arriving while the server waits for it. */

@@ -120,6 +120,7 @@ export function loadConfig(
     tls: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
     watchPollIntervalMs: required<number>("watch-poll-interval"),
     maxLockWaitMs: required<number>("max-lock-wait"),
+    httpLockWaitMs: required<number>("http-lock-wait"),
     maxMessageBytes: required<number>("max-message-size"),
     bodyIdleTimeoutMs: required<number>("body-idle-timeout"),
     shutdownGraceMs: required<number>("shutdown-grace"),

@@ -223,6 +223,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parsePositiveDuration,
   },
   {
+    flag: "http-lock-wait",
+    type: "string",
+    placeholder: "DURATION",
+    help:
+      "How long an http backend LOCK on a held lock waits in line for it before the 423; the client keeps " +
+      "its place across its retries. 0 = answer 423 at once. At most 30s (proxies cut idle requests at 60s).",
+    default: "5s",
+    parse: (text) => {
+      const ms = parseDuration(text);
+      if (ms > 30_000) throw new ValueError("must be at most 30s, well under proxies' 60 s idle timeout");
+      return ms;
+    },
+  },
+  {
     flag: "max-message-size",
     type: "string",
     placeholder: "SIZE",

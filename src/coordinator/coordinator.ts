@@ -14,7 +14,7 @@ import {
   type StateManager,
   validateWorkspaceName,
 } from "../oras/index.ts";
-import { assertWriteAllowed, heldError } from "./fencing.ts";
+import { assertWriteAllowed } from "./fencing.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
 import { LockHub } from "./lock-hub.ts";
 import { readLock } from "./lock-ops.ts";
@@ -380,15 +380,12 @@ class ServiceCoordinator implements Coordinator {
       return this.#queue.run(
         ws,
         async () => {
-          if (!opts?.force) {
-            const known = await this.#locks.verify(ws, callOptions(opts));
-            if (known.state === "locked" && known.info.id !== (opts?.lockId ?? "")) {
-              throw heldError(ws, known, "; unlock it first, or delete with force");
-            }
-          }
-          // Like Terraform's `workspace delete`, resources left in the state are the caller's call,
-          // so the core's own check (its non-force mode) is not used.
-          await this.#backend.deleteWorkspace(ws, true, callOptions(opts));
+          // Without force, the core refuses a lock held by anyone but lockId and a state that still
+          // manages resources (as Terraform's `workspace delete` without -force).
+          await this.#backend.deleteWorkspace(ws, opts?.force ?? false, {
+            ...callOptions(opts),
+            lockId: opts?.lockId,
+          });
           this.#tracker.observe(ws, UNLOCKED);
         },
         { ...callOptions(opts), what: `deleting workspace ${JSON.stringify(ws)}` },

@@ -16,6 +16,7 @@ export type {
   LockEvent,
   LockOptions,
   LockResult,
+  LockRetry,
   LockState,
   LockWatch,
   UnlockOptions,

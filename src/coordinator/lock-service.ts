@@ -3,9 +3,11 @@ import type { Logger } from "../log.ts";
 import type { CallOptions } from "../oci/target.ts";
 import { type Backend, emptyLockInfo, LockError, type LockInfo } from "../oras/index.ts";
 import { heldError } from "./fencing.ts";
+import { HoldTimes } from "./hold-times.ts";
 import type { KeyedQueue } from "./keyed-queue.ts";
+import { type Call, Line, type Ticket } from "./lock-line.ts";
 import { readLock, releaseLock, takeLock } from "./lock-ops.ts";
-import type { LockPollers, PollerLease } from "./lock-pollers.ts";
+import type { LockPollers } from "./lock-pollers.ts";
 import { type KnownLock, type LockTracker, UNLOCKED } from "./lock-tracker.ts";
 import type { CoordinatorMetrics } from "./metrics.ts";
 import type { LockOptions, LockResult, UnlockOptions } from "./types.ts";
@@ -21,23 +23,10 @@ export interface LockServiceDeps {
   maxLockWaitMs: number;
 }
 
-/** A Lock call waiting for the workspace's lock to free. */
-interface Waiter {
-  readonly workspace: string;
-  readonly info: LockInfo;
-  readonly signal: AbortSignal | undefined;
-  /** When the wait ends (Date.now() scale). */
-  readonly until: number;
-  readonly startedAt: number;
-  /** The last refusal, for the error at the end of the wait. */
-  lastError: LockError | null;
-  /** Its lock attempt is running: timeouts and cancels are settled by the attempt. */
-  attempting: boolean;
-  settled: boolean;
-  resolve(result: LockResult): void;
-  reject(err: unknown): void;
-  cleanup(): void;
-}
+/** How late past its due time a caller that retries on its own may come back and keep its place. */
+export const RETURN_GRACE_MS = 1000;
+/** Absent callers whose place is kept, per workspace; past it a refused caller just leaves. */
+export const MAX_PARKED_PER_WORKSPACE = 256;
 
 const queuedWhat = (ws: string) => `lock operation on workspace ${JSON.stringify(ws)}`;
 
@@ -50,23 +39,51 @@ function resultOf(held: KnownLock & { state: "locked" }): LockResult {
   };
 }
 
+/** Held by `id` with a lease: locking again renews it. */
+function isOwnLease(known: KnownLock & { state: "locked" }, id: string): boolean {
+  return !known.corrupt && known.info.id === id && known.leaseExpiresAt !== null;
+}
+
 function canceled(ws: string, detail: string): CanceledError {
   return new CanceledError(`locking workspace ${JSON.stringify(ws)}: canceled by the caller${detail}`);
 }
 
+function reservedError(t: Ticket, now: number): LockError {
+  const due = Math.max(0, t.expiresAt - now);
+  return new LockError(
+    `workspace ${JSON.stringify(t.workspace)} is held for the next caller in line, ` +
+      `${t.info.who || "an unknown holder"} (lock ID ${t.id}), for up to ${due} ms more`,
+    t.info,
+  );
+}
+
 /**
- * Lock and unlock on top of the per-workspace queue, with waiting: a Lock with a wait that finds
- * the lock held joins the workspace's waiters (FIFO). When the lock frees (an unlock through the
- * coordinator at once, a foreign unlock when the poller sees it, a lease running out), the first
- * waiter's attempt is queued ahead of every other operation on the workspace, so a newcomer cannot
- * overtake it; if the lock is taken by someone else first, it keeps its place.
+ * Lock and unlock on top of the per-workspace queue, with one line of waiting callers per
+ * workspace, in arrival order whatever their protocol.
+ *
+ * A Lock with a wait that finds the lock held takes a ticket at the end of the line. When the lock
+ * frees (an unlock through the coordinator at once, a foreign unlock when the poller sees it, a
+ * lease running out), the line is served inside the workspace's queue, ahead of every other
+ * operation on it, so a newcomer cannot overtake: the first ticket whose caller is there makes
+ * its attempt; if the lock is taken by someone else first, it keeps its place.
+ *
+ * Callers that retry on their own (`retry`: the http backend, whose LOCK is held here for a short
+ * wait and then answered 423) keep their ticket between calls, by lock ID, until they are due
+ * back by their own retry delays plus RETURN_GRACE_MS. A freed lock is not left idle for an
+ * absent caller: it goes to the next caller that is there, and the absent one, still first in
+ * line, gets the next turn once back. Only when the absent caller is due back soon, within half
+ * the lock's usual hold time on the workspace (and within its own wait), is the freed lock held
+ * for it, until it is due back plus the grace: waiting costs the callers behind less then than
+ * lending the lock past it would cost the absent one. Memory is bounded by the callers waiting
+ * and MAX_PARKED_PER_WORKSPACE absent ones, time by their due times.
  */
 export class LockService {
   readonly #d: LockServiceDeps;
-  readonly #waiters = new Map<string, Waiter[]>();
+  readonly #lines = new Map<string, Line>();
   readonly #pumping = new Set<string>();
   readonly #pumpAgain = new Set<string>();
   readonly #leaseTimers = new Map<string, NodeJS.Timeout>();
+  readonly #holds = new HoldTimes();
   #waiterCount = 0;
   /** Set at shutdown: no waiter is taken any more. */
   #closed: UnavailableError | null = null;
@@ -75,6 +92,7 @@ export class LockService {
     this.#d = deps;
   }
 
+  /** Lock calls held open, waiting for the lock (absent callers between retries not counted). */
   get waiterCount(): number {
     return this.#waiterCount;
   }
@@ -100,35 +118,39 @@ export class LockService {
     if (waitMs === 0)
       return queue.run(ws, () => this.#attempt(ws, info, call), { ...call, what: queuedWhat(ws) });
 
+    if (opts.signal?.aborted) throw canceled(ws, "");
     const started = performance.now();
     let outcome = "acquired";
     try {
       const until = Math.min(Date.now() + waitMs, opts.deadline ?? Number.POSITIVE_INFINITY);
-      const { waiter, promise } = this.#newWaiter(ws, info, call, until);
+      const line = this.#lines.get(ws);
+      const mine = opts.retry !== undefined ? line?.byId.get(info.id) : undefined;
+      if (mine !== undefined) return await this.#rejoin(mine, info, opts.signal, until, waitMs);
       const known = this.#d.tracker.get(ws);
       const ownRetry = known?.state === "locked" && known.info.id === info.id;
-      if (this.#waiters.has(ws) && !ownRetry) {
-        // Others wait already: join behind them rather than try ahead of them.
-        this.#enqueue(waiter);
-      } else {
-        const first = await queue.run(
-          ws,
-          async () => {
-            try {
-              return await this.#attempt(ws, info, call);
-            } catch (err) {
-              if (!(err instanceof LockError) || Date.now() >= until || opts.signal?.aborted) throw err;
-              // Joined inside the operation, so an unlock queued behind it already sees the waiter.
-              waiter.lastError = err;
-              this.#enqueue(waiter);
-              return null;
-            }
-          },
-          { ...call, what: queuedWhat(ws) },
-        );
-        if (first !== null) return first;
+      if (line !== undefined && !ownRetry) {
+        // Others are in line already: join behind them rather than try ahead of them.
+        const { promise } = this.#join(ws, info, opts, until, waitMs, null);
+        if (this.#mayBeFree(ws)) this.#pump(ws);
+        return await promise;
       }
-      return await promise;
+      const joined: { promise?: Promise<LockResult> } = {};
+      const first = await queue.run(
+        ws,
+        async () => {
+          try {
+            return await this.#attempt(ws, info, call);
+          } catch (err) {
+            if (!(err instanceof LockError) || Date.now() >= until || opts.signal?.aborted) throw err;
+            // Joined inside the operation, so an unlock queued behind it already sees the ticket.
+            joined.promise = this.#join(ws, info, opts, until, waitMs, err).promise;
+            return null;
+          }
+        },
+        { ...call, what: queuedWhat(ws) },
+      );
+      if (first !== null) return first;
+      return await (joined.promise as Promise<LockResult>);
     } catch (err) {
       outcome = err instanceof LockError ? "timeout" : err instanceof CanceledError ? "canceled" : "error";
       throw err;
@@ -162,44 +184,66 @@ export class LockService {
     );
   }
 
-  /** The lock was seen to free: serve the first waiter. */
+  /** The lock was seen to free: serve the line. */
   freed(ws: string): void {
+    this.#holds.released(ws, this.#d.now());
     this.#pump(ws);
   }
 
-  /** Rejects every waiter, now and later (shutdown). Attempts already running finish on their own. */
+  /** Rejects every waiter, now and later (shutdown); drops absent callers' places. Running attempts finish. */
   rejectAll(err: UnavailableError): void {
     this.#closed = err;
-    for (const list of [...this.#waiters.values()]) {
-      for (const w of [...list]) if (!w.attempting) this.#finish(w, undefined, err);
+    for (const line of [...this.#lines.values()]) {
+      for (const t of [...line.tickets]) {
+        if (t.call === null) this.#drop(t);
+        else if (!t.call.attempting) this.#fail(t, err, false);
+      }
     }
   }
 
   /**
-   * One lock attempt; runs inside the workspace's queue. A lock known held is checked with one
-   * conditional read and refused without a write; otherwise the core takes it (4 requests).
+   * One lock attempt; runs inside the workspace's queue. A lock known held by someone else is
+   * checked with one conditional read and refused without a write; otherwise the core takes it
+   * (3 requests). The holder locking again renews its lease, when it has one, through the core,
+   * which keeps the generation and moves `lease_expiry` (3 requests); without a lease there is
+   * nothing to renew and the verified read answers. Unless `inLine` (the line's own turn), a lock
+   * held for an absent caller in line is refused to others.
    */
-  async #attempt(ws: string, info: LockInfo, opts: CallOptions): Promise<LockResult> {
+  async #attempt(ws: string, info: LockInfo, opts: CallOptions, inLine = false): Promise<LockResult> {
     const { backend, tracker, logger } = this.#d;
     if (opts.signal?.aborted) throw canceled(ws, "");
+    const reserved = this.#lines.get(ws)?.reserved;
+    if (!inLine && reserved && reserved.id !== info.id) throw reservedError(reserved, Date.now());
     const mgr = backend.stateMgr(ws);
     const seen = tracker.get(ws);
-    if (seen === undefined || seen.state === "locked") {
+    /** The stored LockInfo when this is the holder renewing: only the lease moves. */
+    let renewing: LockInfo | null = null;
+    if (seen?.state === "locked" && isOwnLease(seen, info.id)) {
+      // The core reads the lock itself before it renews: no read of ours first.
+      renewing = seen.info;
+    } else if (seen === undefined || seen.state === "locked") {
       const known = await this.verify(ws, opts);
       if (known.state === "locked") {
-        if (!known.corrupt && known.info.id === info.id) return resultOf(known);
-        if (!this.#mayBeStale(known)) throw heldError(ws, known);
+        if (isOwnLease(known, info.id)) renewing = known.info;
+        else if (!known.corrupt && known.info.id === info.id) return resultOf(known);
+        else if (!this.#mayBeStale(known)) throw heldError(ws, known);
       }
     }
     let held: KnownLock & { state: "locked" };
     try {
-      held = await takeLock(mgr, info);
+      held = await takeLock(mgr, renewing ?? info);
     } catch (err) {
       // Learn who has it (and its digest for cheap checks later); the refusal stands either way.
       if (err instanceof LockError) await this.verify(ws).catch(() => {});
       throw err;
     }
     tracker.observe(ws, held);
+    if (renewing !== null) {
+      // Never released on a cancel: the caller held the lock before (and a lease bounds it).
+      // The line's lease timer follows the new lease end.
+      if (this.#lines.has(ws)) this.#watchLease(ws);
+      return resultOf(held);
+    }
     if (opts.signal?.aborted) {
       // The caller left while the lock was being written: give it back rather than strand it.
       try {
@@ -214,6 +258,10 @@ export class LockService {
       }
       throw canceled(ws, "; the lock taken meanwhile was released");
     }
+    this.#holds.taken(ws, this.#d.now());
+    // Taken by a call outside the line: a place kept for the same ID is no longer needed.
+    const kept = this.#lines.get(ws)?.byId.get(info.id);
+    if (kept !== undefined && kept.call === null) this.#drop(kept);
     return resultOf(held);
   }
 
@@ -221,111 +269,204 @@ export class LockService {
     return known.leaseExpiresAt !== null && this.#d.now() >= known.leaseExpiresAt;
   }
 
-  #newWaiter(
+  /** As far as the coordinator knows, the lock can be taken now. */
+  #mayBeFree(ws: string): boolean {
+    const known = this.#d.tracker.get(ws);
+    return known === undefined || known.state === "unlocked" || this.#mayBeStale(known);
+  }
+
+  // ---- the line ----
+
+  /** A new ticket at the end of the line, with its call open. */
+  #join(
     ws: string,
     info: LockInfo,
-    opts: CallOptions,
+    opts: LockOptions,
     until: number,
-  ): { waiter: Waiter; promise: Promise<LockResult> } {
+    holdMs: number,
+    refusal: LockError | null,
+  ): { ticket: Ticket; promise: Promise<LockResult> } {
+    // Shutting down: no new waiters.
+    if (this.#closed) throw this.#closed;
+    let line = this.#lines.get(ws);
+    if (line === undefined) {
+      line = new Line();
+      this.#lines.set(ws, line);
+    }
+    // Foreign unlocks reach the line through the workspace's poller.
+    const lease = this.#d.pollers.acquire(ws);
+    lease.ready.catch(() => {});
+    const ticket: Ticket = {
+      workspace: ws,
+      id: info.id,
+      info,
+      retry: opts.retry,
+      holdMs,
+      call: null,
+      refusals: 0,
+      lastError: refusal,
+      dueAt: 0,
+      expiresAt: 0,
+      expiry: undefined,
+      releasePoller: lease.release,
+    };
+    const promise = this.#open(ticket, opts.signal, until);
+    line.add(ticket);
+    this.#watchLease(ws);
+    return { ticket, promise };
+  }
+
+  /** The caller of a kept place is back: its new call takes the place (and any lock held for it). */
+  #rejoin(
+    t: Ticket,
+    info: LockInfo,
+    signal: AbortSignal | undefined,
+    until: number,
+    holdMs: number,
+  ): Promise<LockResult> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const line = this.#lines.get(t.workspace) as Line;
+    if (t.call !== null) {
+      // A second call with the same ID (the client gave up on the first): the newer one waits.
+      if (t.call.attempting) return Promise.reject(reservedError(t, Date.now()));
+      this.#settle(t, undefined, this.#timeoutError(t, t.call));
+    }
+    clearTimeout(t.expiry);
+    t.expiry = undefined;
+    t.info = info;
+    t.holdMs = holdMs;
+    const promise = this.#open(t, signal, until);
+    line.present++;
+    // Back: a lock held for it is its to take now, in its turn; the hold has done its job.
+    const wasReserved = line.reserved === t;
+    if (wasReserved) line.reserved = null;
+    if (wasReserved || this.#mayBeFree(t.workspace)) this.#pump(t.workspace);
+    return promise;
+  }
+
+  /** Opens a call on `t` (not yet counted as present in its line). */
+  #open(t: Ticket, signal: AbortSignal | undefined, until: number): Promise<LockResult> {
     let resolve!: (r: LockResult) => void;
     let reject!: (e: unknown) => void;
     const promise = new Promise<LockResult>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    const waiter: Waiter = {
-      workspace: ws,
-      info,
-      signal: opts.signal,
+    const onTimeout = () => {
+      if (t.call === call && !call.attempting) this.#refuse(t, true);
+    };
+    const onAbort = () => {
+      if (t.call === call && !call.attempting) {
+        this.#fail(t, canceled(t.workspace, " while waiting for the lock"), true);
+      }
+    };
+    const timer = setTimeout(onTimeout, Math.max(0, until - Date.now()));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const call: Call = {
+      signal,
       until,
       startedAt: Date.now(),
-      lastError: null,
       attempting: false,
-      settled: false,
       resolve,
       reject,
-      cleanup: () => {},
+      cleanup: () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      },
     };
-    return { waiter, promise };
-  }
-
-  #enqueue(w: Waiter): void {
-    if (this.#closed) {
-      w.settled = true;
-      w.reject(this.#closed);
-      return;
-    }
-    const ws = w.workspace;
-    let list = this.#waiters.get(ws);
-    if (!list) {
-      list = [];
-      this.#waiters.set(ws, list);
-    }
-    list.push(w);
+    t.call = call;
     this.#waiterCount++;
-    // Foreign unlocks reach waiters through the workspace's poller.
-    const lease: PollerLease = this.#d.pollers.acquire(ws);
-    lease.ready.catch(() => {});
-    const timer = setTimeout(() => this.#onTimeout(w), Math.max(0, w.until - Date.now()));
-    const onAbort = () => this.#onAbort(w);
-    w.signal?.addEventListener("abort", onAbort, { once: true });
-    w.cleanup = () => {
-      clearTimeout(timer);
-      w.signal?.removeEventListener("abort", onAbort);
-      lease.release();
-    };
-    this.#watchLease(ws);
+    return promise;
   }
 
-  #onTimeout(w: Waiter): void {
-    if (!w.attempting) this.#finish(w, undefined, this.#timeoutError(w));
+  /** Ends `t`'s call, keeping the ticket (the caller decides what becomes of it). */
+  #settle(t: Ticket, result: LockResult | undefined, err?: unknown): void {
+    const call = t.call;
+    if (call === null) return;
+    call.cleanup();
+    t.call = null;
+    this.#waiterCount--;
+    const line = this.#lines.get(t.workspace);
+    if (line?.tickets.includes(t)) line.present--;
+    if (result !== undefined) call.resolve(result);
+    else call.reject(err);
   }
 
-  #onAbort(w: Waiter): void {
-    if (!w.attempting) this.#finish(w, undefined, canceled(w.workspace, " while waiting for the lock"));
+  #grant(t: Ticket, result: LockResult): void {
+    this.#settle(t, result);
+    this.#drop(t);
   }
 
-  #timeoutError(w: Waiter): LockError {
-    const known = this.#d.tracker.get(w.workspace);
-    const suffix = ` after waiting ${Date.now() - w.startedAt} ms`;
-    if (known?.state === "locked") return heldError(w.workspace, known, suffix);
-    const holder = w.lastError?.holder ?? emptyLockInfo();
+  /** Its wait ended with the lock still held: answer the refusal, and keep its place if it retries. */
+  #refuse(t: Ticket, serveNext: boolean): void {
+    const call = t.call;
+    if (call === null) return;
+    this.#settle(t, undefined, this.#timeoutError(t, call));
+    const line = this.#lines.get(t.workspace);
+    if (
+      t.retry === undefined ||
+      line === undefined ||
+      this.#closed ||
+      line.parked > MAX_PARKED_PER_WORKSPACE
+    ) {
+      this.#drop(t);
+    } else {
+      t.refusals++;
+      const now = Date.now();
+      const delay = t.retry.delayMs(t.refusals);
+      t.dueAt = now + (Number.isFinite(delay) && delay > 0 ? delay : 0);
+      t.expiresAt = t.dueAt + RETURN_GRACE_MS;
+      t.expiry = setTimeout(() => this.#expire(t), t.expiresAt - now);
+    }
+    if (serveNext && this.#mayBeFree(t.workspace)) this.#pump(t.workspace);
+  }
+
+  /** An absent caller did not come back in time: its place goes. */
+  #expire(t: Ticket): void {
+    t.expiry = undefined;
+    if (t.call !== null) return;
+    const wasReserved = this.#lines.get(t.workspace)?.reserved === t;
+    this.#drop(t);
+    if (wasReserved) this.#pump(t.workspace);
+  }
+
+  /** Ends the call with an error and gives up the place. */
+  #fail(t: Ticket, err: unknown, serveNext: boolean): void {
+    this.#settle(t, undefined, err);
+    this.#drop(t);
+    if (serveNext && this.#mayBeFree(t.workspace)) this.#pump(t.workspace);
+  }
+
+  /** Removes the ticket from its line (its call, if any, settled before). */
+  #drop(t: Ticket): void {
+    clearTimeout(t.expiry);
+    t.expiry = undefined;
+    const line = this.#lines.get(t.workspace);
+    if (line === undefined || !line.remove(t)) return;
+    t.releasePoller();
+    if (line.tickets.length === 0) {
+      this.#lines.delete(t.workspace);
+      this.#clearLeaseTimer(t.workspace);
+    }
+  }
+
+  #timeoutError(t: Ticket, call: Call): LockError {
+    const ws = t.workspace;
+    const known = this.#d.tracker.get(ws);
+    const suffix = ` after waiting ${Date.now() - call.startedAt} ms`;
+    if (known?.state === "locked") return heldError(ws, known, suffix);
+    const reserved = this.#lines.get(ws)?.reserved;
+    // Never an empty holder: OpenTofu retries a refusal only when it names a holder's ID.
+    const holder = reserved && reserved !== t ? reserved.info : (t.lastError?.holder ?? emptyLockInfo());
     return new LockError(
-      `workspace ${JSON.stringify(w.workspace)} is still locked${holder.id ? ` (lock ID ${holder.id})` : ""}${suffix}`,
+      `workspace ${JSON.stringify(ws)} is still locked${holder.id ? ` (lock ID ${holder.id})` : ""}${suffix}`,
       holder,
-      { generation: w.lastError?.generation ?? 0 },
+      { generation: t.lastError?.generation ?? 0 },
     );
   }
 
-  /** Removes a waiter and settles it; unless `serveNext` is false, the next one is served if the lock is free. */
-  #finish(w: Waiter, result: LockResult | undefined, err?: unknown, serveNext = true): void {
-    if (w.settled) return;
-    w.settled = true;
-    w.cleanup();
-    const list = this.#waiters.get(w.workspace);
-    const at = list?.indexOf(w) ?? -1;
-    if (list && at >= 0) {
-      list.splice(at, 1);
-      this.#waiterCount--;
-      if (list.length === 0) {
-        this.#waiters.delete(w.workspace);
-        this.#clearLeaseTimer(w.workspace);
-      }
-    }
-    if (result !== undefined) w.resolve(result);
-    else w.reject(err);
-    if (
-      serveNext &&
-      at === 0 &&
-      result === undefined &&
-      this.#d.tracker.get(w.workspace)?.state === "unlocked"
-    ) {
-      this.#pump(w.workspace);
-    }
-  }
-
   #pump(ws: string): void {
-    if (!this.#waiters.has(ws)) return;
+    if (!this.#lines.has(ws)) return;
     if (this.#pumping.has(ws)) {
       this.#pumpAgain.add(ws);
       return;
@@ -342,31 +483,59 @@ export class LockService {
       });
   }
 
-  /** Gives the lock to the first waiter that can have it; runs inside the workspace's queue. */
+  /** Gives the lock to the first caller in line that can have it; runs inside the workspace's queue. */
   async #serve(ws: string): Promise<void> {
     for (;;) {
-      const w = this.#waiters.get(ws)?.[0];
-      if (w === undefined) return;
-      w.attempting = true;
+      const line = this.#lines.get(ws);
+      if (line === undefined) return;
+      const t = this.#nextTurn(ws, line);
+      const call = t?.call;
+      if (t === undefined || call === null || call === undefined) return;
+      call.attempting = true;
       try {
-        const result = await this.#attempt(ws, w.info, { signal: w.signal });
-        w.attempting = false;
-        this.#finish(w, result);
+        const result = await this.#attempt(ws, t.info, { signal: call.signal }, true);
+        call.attempting = false;
+        this.#grant(t, result);
         return;
       } catch (err) {
-        w.attempting = false;
-        if (err instanceof LockError && Date.now() < w.until && !w.signal?.aborted) {
-          w.lastError = err;
+        call.attempting = false;
+        if (err instanceof LockError && Date.now() < call.until && !call.signal?.aborted) {
+          t.lastError = err;
           this.#watchLease(ws);
           return; // still held by someone else: keep the place
         }
-        // This loop goes on with the next waiter itself.
-        if (err instanceof LockError) this.#finish(w, undefined, this.#timeoutError(w), false);
-        else if (w.signal?.aborted) {
-          this.#finish(w, undefined, err instanceof CanceledError ? err : canceled(ws, ""), false);
-        } else this.#finish(w, undefined, err, false);
+        // This loop goes on with the next ticket itself.
+        if (err instanceof LockError) {
+          t.lastError = err;
+          this.#refuse(t, false);
+        } else if (call.signal?.aborted) {
+          this.#fail(t, err instanceof CanceledError ? err : canceled(ws, ""), false);
+        } else this.#fail(t, err, false);
       }
     }
+  }
+
+  /**
+   * Whose turn it is: the first ticket with a call, unless an absent caller ahead of it has the
+   * lock held for it, or is due back soon enough to have the lock, free now, held for it.
+   */
+  #nextTurn(ws: string, line: Line): Ticket | undefined {
+    const free = this.#mayBeFree(ws);
+    for (const t of line.tickets) {
+      if (t.call !== null) return t;
+      if (line.reserved === t) return undefined;
+      if (line.reserved === null && free && this.#dueSoon(t)) {
+        line.reserved = t;
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  #dueSoon(t: Ticket): boolean {
+    const usual = this.#holds.usualMs(t.workspace);
+    const limit = usual === null ? t.holdMs : Math.min(t.holdMs, usual / 2);
+    return t.dueAt - Date.now() <= limit;
   }
 
   /** A holder's lease that runs out lets a waiter take the lock over: try again then. */

@@ -42,6 +42,13 @@ export function publicState(known: KnownLock): LockState {
   return { state: "locked", info, generation, leaseExpiresAt, corrupt };
 }
 
+/** The same holder with the same generation, under a new manifest: a renewed lease, not a change. */
+function isRenewal(prev: KnownLock & { state: "locked" }, next: KnownLock & { state: "locked" }): boolean {
+  return (
+    !prev.corrupt && !next.corrupt && prev.info.id === next.info.id && prev.generation === next.generation
+  );
+}
+
 /**
  * The lock state of each workspace as last observed, and the source of every lock event.
  *
@@ -98,7 +105,7 @@ export class LockTracker {
     this.#epochs.set(workspace, this.token(workspace) + 1);
     const observedAt = this.#now();
     if (known.state === "locked") {
-      if (prev?.state === "locked" && prev.digest === known.digest) return;
+      if (prev?.state === "locked" && (prev.digest === known.digest || isRenewal(prev, known))) return;
       this.#hub.publish({
         kind: "locked",
         workspace,

@@ -32,6 +32,18 @@ export interface LockOptions extends CallOptions {
    * by the coordinator's `maxLockWaitMs` and by `deadline`.
    */
   waitMs?: number | undefined;
+  /**
+   * The caller retries a refused Lock on its own with the same lock ID, after these delays (an
+   * http backend client). With a wait, its place in line is then kept between its calls, until it
+   * is due back plus a grace, and a freed lock may be held for it briefly (see LockService).
+   */
+  retry?: LockRetry | undefined;
+}
+
+/** How a caller that retries on its own paces its Lock calls. */
+export interface LockRetry {
+  /** The pause before its next call, after its `refusals`-th refused call (1, 2, …). */
+  delayMs(refusals: number): number;
 }
 
 export interface UnlockOptions extends CallOptions {
@@ -42,7 +54,7 @@ export interface UnlockOptions extends CallOptions {
 export interface DeleteWorkspaceOptions extends CallOptions {
   /** The lock ID the caller holds, if it locked the workspace before deleting it. */
   lockId?: string | undefined;
-  /** Delete even when someone else holds the lock. */
+  /** Delete even when someone else holds the lock, or the state still manages resources. */
   force?: boolean | undefined;
 }
 
@@ -185,8 +197,9 @@ export interface Coordinator {
   /** AlreadyExistsError when it exists. */
   createWorkspace(workspace: string, opts?: CallOptions): Promise<WorkspaceSummary>;
   /**
-   * Deletes the workspace with its state, history and lock; does not look at the resources in the
-   * state. LockError when locked by someone other than `lockId` and `force` is not set.
+   * Deletes the workspace with its state, history and lock. Without `force`: LockError when locked
+   * by someone other than `lockId`; FailedPreconditionError naming the count when its state still
+   * manages resources, or saying why its state cannot be read for them (encrypted, not JSON).
    */
   deleteWorkspace(workspace: string, opts?: DeleteWorkspaceOptions): Promise<void>;
 

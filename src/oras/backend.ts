@@ -10,6 +10,7 @@ import { StateManager } from "./state-manager.ts";
 import { waitForRetention } from "./versions.ts";
 import {
   createWorkspace,
+  type DeleteWorkspaceOptions,
   deleteWorkspace,
   describeWorkspace,
   listWorkspaces,
@@ -60,8 +61,11 @@ export interface Backend {
   workspaces(opts?: CallOptions): Promise<string[]>;
   /** Makes a workspace visible at once; AlreadyExistsError when it exists. */
   createWorkspace(name: string, opts?: CallOptions): Promise<void>;
-  /** Deletes a workspace and everything of it; refuses a locked or non-empty one without `force`. */
-  deleteWorkspace(name: string, force?: boolean, opts?: CallOptions): Promise<void>;
+  /**
+   * Deletes a workspace and everything of it; without `force`, refuses one locked by anyone but
+   * `opts.lockId` and one whose state still manages resources (or cannot be read for them).
+   */
+  deleteWorkspace(name: string, force?: boolean, opts?: DeleteWorkspaceOptions): Promise<void>;
   describeWorkspace(name: string, opts?: CallOptions): Promise<WorkspaceInfo>;
   /** The state manager of a workspace (validates the name; touches no registry). */
   stateMgr(workspace: string): StateManager;

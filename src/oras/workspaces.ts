@@ -7,6 +7,7 @@ import { LockError } from "./lock-error.ts";
 import { readLock } from "./locking.ts";
 import { annotatedWorkspace, packStateManifest } from "./manifests.ts";
 import { fetchCurrentManifest, readCurrentState } from "./state-read.ts";
+import { describeManaged, managedResources } from "./state-resources.ts";
 import { claimStateTag } from "./state-tag-claim.ts";
 import { ownedBy, ownerName } from "./tag-owner.ts";
 import { versionsInTags } from "./versions.ts";
@@ -131,46 +132,29 @@ export async function createWorkspace(
   await ctx.target.pushManifest(tags.state, bytes, MEDIA_TYPE_OCI_MANIFEST, opts);
 }
 
-/** True unless the state is JSON whose `resources` list is empty or missing. */
-function mayHoldResources(data: Uint8Array): boolean {
-  try {
-    const state = JSON.parse(new TextDecoder().decode(data)) as { resources?: unknown };
-    return Array.isArray(state.resources) && state.resources.length > 0;
-  } catch {
-    return true; // encrypted or not JSON: we cannot tell, so we do not guess "empty"
-  }
+export interface DeleteWorkspaceOptions extends CallOptions {
+  /** The caller's lock ID: a lock held with it does not stand in the way of a delete without force. */
+  lockId?: string | undefined;
 }
 
 /**
  * Deletes a workspace: its state, its history (exactly its own version tags, never a prefix match:
- * B1), its lock and its sentinel. Without `force` a locked workspace or one whose state holds
- * resources is refused. A delete the registry refuses is an error, never a silent success (B5).
+ * B1), its lock and its sentinel. Without `force`, as Terraform's `workspace delete` without
+ * `-force`: a workspace locked by anyone but `lockId` is refused (LockError), and so is one whose
+ * state still manages resources, or whose state cannot be read for them (FailedPreconditionError
+ * naming the count, or why). A delete the registry refuses is an error, never a silent success (B5).
  */
 export async function deleteWorkspace(
   ctx: CoreContext,
   name: string,
   force: boolean,
-  opts: CallOptions | undefined,
+  opts: DeleteWorkspaceOptions | undefined,
 ): Promise<void> {
   const tags = tagsFor(name);
   if (name === DEFAULT_WORKSPACE) {
     throw new FailedPreconditionError('the "default" workspace cannot be deleted');
   }
-  if (!force) {
-    const lock = await readLock(ctx, tags, opts);
-    if (lock.state === "locked" || lock.state === "corrupt") {
-      throw new LockError(
-        `workspace ${JSON.stringify(name)} is locked with ID ${lock.info.id}; unlock it or delete with force`,
-        lock.info,
-      );
-    }
-    const state = await readCurrentState(ctx, tags, opts);
-    if (state && state.size > 0 && mayHoldResources(state.data)) {
-      throw new FailedPreconditionError(
-        `workspace ${JSON.stringify(name)} still has resources in its state; destroy them or delete with force`,
-      );
-    }
-  }
+  if (!force) await assertDeletable(ctx, name, tags, opts);
   const present = new Set(await ctx.target.listTags(opts));
   const doomed = [
     tags.state,
@@ -198,4 +182,37 @@ export async function deleteWorkspace(
     done.add(desc.digest);
   }
   ctx.stateCache.delete(tags.state);
+}
+
+async function assertDeletable(
+  ctx: CoreContext,
+  name: string,
+  tags: ReturnType<typeof tagsFor>,
+  opts: DeleteWorkspaceOptions | undefined,
+): Promise<void> {
+  const ws = JSON.stringify(name);
+  const lock = await readLock(ctx, tags, opts);
+  if ((lock.state === "locked" || lock.state === "corrupt") && lock.info.id !== (opts?.lockId ?? "")) {
+    const by = lock.state === "locked" ? `${lock.info.who || "an unknown holder"} ` : "an unreadable lock ";
+    throw new LockError(
+      `workspace ${ws} is locked by ${by}(lock ID ${lock.info.id}); unlock it first, or delete with force`,
+      lock.info,
+      lock.state === "locked" ? { generation: lock.generation, leaseExpiresAt: lock.leaseExpiresAt } : {},
+    );
+  }
+  const state = await readCurrentState(ctx, tags, opts);
+  if (state === null || state.size === 0) return;
+  const found = managedResources(state.data);
+  if (found.kind === "opaque") {
+    throw new FailedPreconditionError(
+      `workspace ${ws} has a state whose resources cannot be counted (${found.reason}); ` +
+        "delete with force to delete it anyway",
+    );
+  }
+  if (found.addresses.length > 0) {
+    throw new FailedPreconditionError(
+      `workspace ${ws} still has resources in its state: ${describeManaged(found.addresses)}; ` +
+        "destroy them first, or delete with force to forget them",
+    );
+  }
 }

@@ -7,6 +7,8 @@ export interface HandlerContext {
   coordinator: Coordinator;
   logger: Logger;
   maxStateSize: number;
+  /** How long a LOCK on a held lock waits in line before its 423 (0: at once). */
+  lockWaitMs: number;
   req: HttpRequest;
   workspace: string;
   query: URLSearchParams;

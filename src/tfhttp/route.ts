@@ -1,7 +1,7 @@
 import { CanceledError, InvalidArgumentError } from "../errors.ts";
 import { errorBody, errorReply, type LockConflictStatus } from "./error-status.ts";
 import type { HandlerContext } from "./handler-context.ts";
-import { releaseLock, takeLock } from "./lock-handlers.ts";
+import { DEFAULT_HTTP_LOCK_WAIT_MS, MAX_HTTP_LOCK_WAIT_MS, releaseLock, takeLock } from "./lock-handlers.ts";
 import { parseTerraformTarget, TERRAFORM_STATE_PREFIX } from "./request-path.ts";
 import { jsonReply, type Reply, send } from "./responses.ts";
 import { deleteState, readState, writeState } from "./state-handlers.ts";
@@ -68,6 +68,12 @@ export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): Te
   if (!Number.isSafeInteger(maxStateSize) || maxStateSize <= 0) {
     throw new InvalidArgumentError(`maxStateSize must be a positive integer, got ${String(maxStateSize)}`);
   }
+  const lockWaitMs = options.lockWaitMs ?? DEFAULT_HTTP_LOCK_WAIT_MS;
+  if (!Number.isFinite(lockWaitMs) || lockWaitMs < 0 || lockWaitMs > MAX_HTTP_LOCK_WAIT_MS) {
+    throw new InvalidArgumentError(
+      `lockWaitMs must be between 0 and ${MAX_HTTP_LOCK_WAIT_MS} ms, got ${String(options.lockWaitMs)}`,
+    );
+  }
 
   async function handle(req: HttpRequest, res: HttpResponse, ctx?: RouteContext): Promise<void> {
     const started = performance.now();
@@ -100,6 +106,7 @@ export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): Te
           coordinator,
           logger,
           maxStateSize,
+          lockWaitMs,
           req,
           workspace,
           query: target.query,

@@ -46,4 +46,10 @@ export interface TerraformHttpRouteOptions {
   /** Largest state accepted on a write, in bytes; larger bodies get 413 naming this limit. */
   maxStateSize: number;
   authorize?: TerraformHttpAuthorize | undefined;
+  /**
+   * How long a LOCK that finds the lock held waits for it in the workspace's line before it is
+   * answered 423, in ms; the caller keeps its place across its retries. 0 = answer 423 at once,
+   * keeping no place. Default DEFAULT_HTTP_LOCK_WAIT_MS.
+   */
+  lockWaitMs?: number | undefined;
 }

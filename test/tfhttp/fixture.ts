@@ -4,11 +4,16 @@
  * random port.
  */
 import { after } from "node:test";
-import { createCoordinator } from "../../src/coordinator/index.ts";
+import { type CoordinatorOptions, createCoordinator } from "../../src/coordinator/index.ts";
 import type { Coordinator } from "../../src/coordinator/types.ts";
 import { type Authenticator, createServer, type ExtraRoute } from "../../src/http/server.ts";
 import { createJsonLogger } from "../../src/log.ts";
-import { createTerraformHttpRoute, type TerraformHttpAuthorize } from "../../src/tfhttp/index.ts";
+import type { BackendConfig } from "../../src/oras/index.ts";
+import {
+  createTerraformHttpRoute,
+  type TerraformHttpAuthorize,
+  type TerraformHttpRouteOptions,
+} from "../../src/tfhttp/index.ts";
 import { type CoreFixture, startCoreFixture } from "../oras/fixture.ts";
 
 export interface TfhttpFixture {
@@ -31,6 +36,11 @@ export interface TfhttpFixtureOptions {
   /** The server's one authentication point (default: everyone is anonymous). */
   authenticate?: Authenticator;
   authorize?: TerraformHttpAuthorize;
+  /** Settings of the backend behind the coordinator (e.g. `lockTTL`). */
+  backend?: Partial<BackendConfig>;
+  coordinator?: Partial<Omit<CoordinatorOptions, "backend" | "logger">>;
+  /** More options of the Terraform route. */
+  route?: Partial<Omit<TerraformHttpRouteOptions, "coordinator" | "logger" | "maxStateSize" | "authorize">>;
 }
 
 /** Call at the top level of a test file; everything it starts is stopped after the file's tests. */
@@ -46,11 +56,23 @@ export async function startTfhttpFixture(opts: TfhttpFixtureOptions = {}): Promi
   const logger = createJsonLogger("debug", {
     write: (line: string) => logLines.push(JSON.parse(line) as Record<string, unknown>),
   });
-  const coordinator = createCoordinator({ backend: core.backend(repository), logger });
+  const coordinator = createCoordinator({
+    ...opts.coordinator,
+    backend: core.backend(repository, opts.backend),
+    logger,
+  });
   stops.push(() => coordinator.close());
 
   const maxStateSize = opts.maxStateSize ?? 1024 * 1024;
-  const route = createTerraformHttpRoute({ coordinator, logger, maxStateSize, authorize: opts.authorize });
+  const route = createTerraformHttpRoute({
+    // A short LOCK wait keeps tests that expect a 423 quick; tests of the wait set their own.
+    lockWaitMs: 300,
+    ...opts.route,
+    coordinator,
+    logger,
+    maxStateSize,
+    authorize: opts.authorize,
+  });
   const requestLog: TfhttpFixture["requestLog"] = [];
   const recorded: ExtraRoute = {
     prefix: route.prefix,

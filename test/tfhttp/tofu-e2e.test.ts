@@ -37,7 +37,10 @@ output "greeting" {
 `;
 
 assert.ok(existsSync(TOFU), `OpenTofu is not installed at ${TOFU}: run scripts/install-tofu.sh`);
-const fx = await startTfhttpFixture({ authenticate: basicAuthenticator({ tofu: "pa:ss word" }) });
+const fx = await startTfhttpFixture({
+  authenticate: basicAuthenticator({ tofu: "pa:ss word" }),
+  route: { lockWaitMs: 2000 },
+});
 let dir: string;
 let env: NodeJS.ProcessEnv;
 
@@ -75,6 +78,24 @@ function tofu(...args: string[]): Promise<Run> {
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+const rpcLock = (id: string) => ({
+  id,
+  operation: "OperationTypeApply",
+  info: "",
+  who: "rpc@host",
+  version: "",
+  created: "",
+  path: "",
+});
+
+async function until(cond: () => boolean, what: string, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what} not seen within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 function ok(run: Run, what: string): Run {
@@ -164,6 +185,26 @@ describe("tofu against the http backend", () => {
     );
     assert.match(run.stdout, /OpenTofu state has been successfully unlocked!/);
     assert.equal((await fx.coordinator.getLock(ws)).state, "unlocked");
+  });
+
+  test("tofu apply -lock-timeout keeps its place in line across its retries, ahead of a later RPC waiter", async () => {
+    const holder = "22222222-3333-4444-5555-666666666666";
+    await fx.coordinator.lock(ws, { ...rpcLock(holder), who: "erin@other-host" });
+    const seen = fx.requestLog.length;
+    const locks = () => fx.requestLog.slice(seen).filter((c) => c.method === "LOCK").length;
+    const apply = tofu("apply", "-auto-approve", "-input=false", "-lock-timeout=60s");
+    await until(() => locks() >= 1, "tofu's first LOCK", 30_000);
+    // The RPC caller comes after tofu's first LOCK, which is answered 423 after 2 s.
+    const rpc = fx.coordinator.lock(ws, rpcLock("rpc-after-tofu"), { waitMs: 60_000 }).then(() => {
+      const unlocked = fx.requestLog.slice(seen).some((c) => c.method === "UNLOCK");
+      return fx.coordinator.unlock(ws, "rpc-after-tofu").then(() => unlocked);
+    });
+    // tofu sleeps 1 s and sends LOCK again with the same ID: its place is still first.
+    await until(() => locks() >= 2, "tofu's retried LOCK", 10_000);
+    await fx.coordinator.unlock(ws, holder);
+    const run = ok(await apply, "tofu apply -lock-timeout=60s");
+    assert.match(run.stdout, /Apply complete!/);
+    assert.equal(await rpc, true, "the RPC caller got the lock only after tofu's UNLOCK");
   });
 
   test("tofu destroy empties the state", async () => {

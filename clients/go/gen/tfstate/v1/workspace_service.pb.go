@@ -344,7 +344,8 @@ type DeleteWorkspaceRequest struct {
 	// The ID of the lock the caller holds, if the caller locked the workspace
 	// before deleting it.
 	LockId string `protobuf:"bytes,2,opt,name=lock_id,json=lockId,proto3" json:"lock_id,omitempty"`
-	// Delete even when someone else holds the lock.
+	// Delete even when someone else holds the lock, or the state still
+	// manages resources.
 	Force         bool `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

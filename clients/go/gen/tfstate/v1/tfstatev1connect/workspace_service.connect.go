@@ -67,13 +67,15 @@ type WorkspaceServiceClient interface {
 	// Errors: ALREADY_EXISTS when the workspace exists.
 	CreateWorkspace(context.Context, *connect.Request[v1.CreateWorkspaceRequest]) (*connect.Response[v1.CreateWorkspaceResponse], error)
 	// Deletes a workspace with its state, its history and its lock. Like
-	// Terraform's `workspace delete`, it does not check whether the state
-	// still manages resources; that is the caller's decision.
+	// Terraform's `workspace delete`, without `force` it refuses a workspace
+	// whose state still manages resources, or whose state cannot be read for
+	// them (encrypted, not JSON).
 	//
 	// Errors: NOT_FOUND when the workspace does not exist; INVALID_ARGUMENT for
-	// `default`, which cannot be deleted; FAILED_PRECONDITION with a
-	// LockHeldDetail when the workspace is locked by someone other than
-	// `lock_id` and `force` is not set.
+	// `default`, which cannot be deleted; without `force`, FAILED_PRECONDITION
+	// with a LockHeldDetail when the workspace is locked by someone other than
+	// `lock_id`, and FAILED_PRECONDITION naming the resource count when its
+	// state still manages resources.
 	DeleteWorkspace(context.Context, *connect.Request[v1.DeleteWorkspaceRequest]) (*connect.Response[v1.DeleteWorkspaceResponse], error)
 }
 
@@ -165,13 +167,15 @@ type WorkspaceServiceHandler interface {
 	// Errors: ALREADY_EXISTS when the workspace exists.
 	CreateWorkspace(context.Context, *connect.Request[v1.CreateWorkspaceRequest]) (*connect.Response[v1.CreateWorkspaceResponse], error)
 	// Deletes a workspace with its state, its history and its lock. Like
-	// Terraform's `workspace delete`, it does not check whether the state
-	// still manages resources; that is the caller's decision.
+	// Terraform's `workspace delete`, without `force` it refuses a workspace
+	// whose state still manages resources, or whose state cannot be read for
+	// them (encrypted, not JSON).
 	//
 	// Errors: NOT_FOUND when the workspace does not exist; INVALID_ARGUMENT for
-	// `default`, which cannot be deleted; FAILED_PRECONDITION with a
-	// LockHeldDetail when the workspace is locked by someone other than
-	// `lock_id` and `force` is not set.
+	// `default`, which cannot be deleted; without `force`, FAILED_PRECONDITION
+	// with a LockHeldDetail when the workspace is locked by someone other than
+	// `lock_id`, and FAILED_PRECONDITION naming the resource count when its
+	// state still manages resources.
 	DeleteWorkspace(context.Context, *connect.Request[v1.DeleteWorkspaceRequest]) (*connect.Response[v1.DeleteWorkspaceResponse], error)
 }
 

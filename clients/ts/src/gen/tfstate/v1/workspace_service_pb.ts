@@ -193,7 +193,8 @@ export type DeleteWorkspaceRequest = Message<"tfstate.v1.DeleteWorkspaceRequest"
   lockId: string;
 
   /**
-   * Delete even when someone else holds the lock.
+   * Delete even when someone else holds the lock, or the state still
+   * manages resources.
    *
    * @generated from field: bool force = 3;
    */
@@ -277,13 +278,15 @@ export const WorkspaceService: GenService<{
   },
   /**
    * Deletes a workspace with its state, its history and its lock. Like
-   * Terraform's `workspace delete`, it does not check whether the state
-   * still manages resources; that is the caller's decision.
+   * Terraform's `workspace delete`, without `force` it refuses a workspace
+   * whose state still manages resources, or whose state cannot be read for
+   * them (encrypted, not JSON).
    *
    * Errors: NOT_FOUND when the workspace does not exist; INVALID_ARGUMENT for
-   * `default`, which cannot be deleted; FAILED_PRECONDITION with a
-   * LockHeldDetail when the workspace is locked by someone other than
-   * `lock_id` and `force` is not set.
+   * `default`, which cannot be deleted; without `force`, FAILED_PRECONDITION
+   * with a LockHeldDetail when the workspace is locked by someone other than
+   * `lock_id`, and FAILED_PRECONDITION naming the resource count when its
+   * state still manages resources.
    *
    * @generated from rpc tfstate.v1.WorkspaceService.DeleteWorkspace
    */

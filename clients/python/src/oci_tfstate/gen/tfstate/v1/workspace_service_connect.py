@@ -72,13 +72,15 @@ class WorkspaceService(Protocol):
     async def delete_workspace(self, request: DeleteWorkspaceRequest, ctx: RequestContext[DeleteWorkspaceRequest, DeleteWorkspaceResponse], /) -> DeleteWorkspaceResponse:
         """
         Deletes a workspace with its state, its history and its lock. Like
-        Terraform's `workspace delete`, it does not check whether the state
-        still manages resources; that is the caller's decision.
+        Terraform's `workspace delete`, without `force` it refuses a workspace
+        whose state still manages resources, or whose state cannot be read for
+        them (encrypted, not JSON).
 
         Errors: NOT_FOUND when the workspace does not exist; INVALID_ARGUMENT for
-        `default`, which cannot be deleted; FAILED_PRECONDITION with a
-        LockHeldDetail when the workspace is locked by someone other than
-        `lock_id` and `force` is not set.
+        `default`, which cannot be deleted; without `force`, FAILED_PRECONDITION
+        with a LockHeldDetail when the workspace is locked by someone other than
+        `lock_id`, and FAILED_PRECONDITION naming the resource count when its
+        state still manages resources.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -260,13 +262,15 @@ class WorkspaceServiceClient(ConnectClient):
     ) -> DeleteWorkspaceResponse:
         """
         Deletes a workspace with its state, its history and its lock. Like
-        Terraform's `workspace delete`, it does not check whether the state
-        still manages resources; that is the caller's decision.
+        Terraform's `workspace delete`, without `force` it refuses a workspace
+        whose state still manages resources, or whose state cannot be read for
+        them (encrypted, not JSON).
 
         Errors: NOT_FOUND when the workspace does not exist; INVALID_ARGUMENT for
-        `default`, which cannot be deleted; FAILED_PRECONDITION with a
-        LockHeldDetail when the workspace is locked by someone other than
-        `lock_id` and `force` is not set.
+        `default`, which cannot be deleted; without `force`, FAILED_PRECONDITION
+        with a LockHeldDetail when the workspace is locked by someone other than
+        `lock_id`, and FAILED_PRECONDITION naming the resource count when its
+        state still manages resources.
         """
         return await self.execute_unary(
             request=request,
@@ -324,13 +328,15 @@ class WorkspaceServiceSync(Protocol):
     def delete_workspace(self, request: DeleteWorkspaceRequest, ctx: RequestContext[DeleteWorkspaceRequest, DeleteWorkspaceResponse], /) -> DeleteWorkspaceResponse:
         """
         Deletes a workspace with its state, its history and its lock. Like
-        Terraform's `workspace delete`, it does not check whether the state
-        still manages resources; that is the caller's decision.
+        Terraform's `workspace delete`, without `force` it refuses a workspace
+        whose state still manages resources, or whose state cannot be read for
+        them (encrypted, not JSON).
 
         Errors: NOT_FOUND when the workspace does not exist; INVALID_ARGUMENT for
-        `default`, which cannot be deleted; FAILED_PRECONDITION with a
-        LockHeldDetail when the workspace is locked by someone other than
-        `lock_id` and `force` is not set.
+        `default`, which cannot be deleted; without `force`, FAILED_PRECONDITION
+        with a LockHeldDetail when the workspace is locked by someone other than
+        `lock_id`, and FAILED_PRECONDITION naming the resource count when its
+        state still manages resources.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -510,13 +516,15 @@ class WorkspaceServiceClientSync(ConnectClientSync):
     ) -> DeleteWorkspaceResponse:
         """
         Deletes a workspace with its state, its history and its lock. Like
-        Terraform's `workspace delete`, it does not check whether the state
-        still manages resources; that is the caller's decision.
+        Terraform's `workspace delete`, without `force` it refuses a workspace
+        whose state still manages resources, or whose state cannot be read for
+        them (encrypted, not JSON).
 
         Errors: NOT_FOUND when the workspace does not exist; INVALID_ARGUMENT for
-        `default`, which cannot be deleted; FAILED_PRECONDITION with a
-        LockHeldDetail when the workspace is locked by someone other than
-        `lock_id` and `force` is not set.
+        `default`, which cannot be deleted; without `force`, FAILED_PRECONDITION
+        with a LockHeldDetail when the workspace is locked by someone other than
+        `lock_id`, and FAILED_PRECONDITION naming the resource count when its
+        state still manages resources.
         """
         return self.execute_unary(
             request=request,

@@ -274,7 +274,8 @@ class DeleteWorkspaceRequest(Message[_DeleteWorkspaceRequestFields]):
             string lock_id = 2;
             ```
         force:
-            Delete even when someone else holds the lock.
+            Delete even when someone else holds the lock, or the state still
+            manages resources.
 
             ```proto
             bool force = 3;
