@@ -10,7 +10,7 @@ import { fetch } from "undici";
 import { StateService } from "../../src/gen/tfstate/v1/state_service_pb.ts";
 import { noopLogger } from "../../src/log.ts";
 import { createTerraformHttpRoute } from "../../src/tfhttp/index.ts";
-import { client, drain, PROTOCOLS, startRegistryFixture, text } from "../rpc/fixture.ts";
+import { client, drain, PROTOCOLS, rejectsWith, startRegistryFixture, text } from "../rpc/fixture.ts";
 
 const fx = await startRegistryFixture();
 
@@ -39,17 +39,6 @@ async function deleteBlob(repository: string, digest: string): Promise<void> {
   assert.equal(res.status, 202);
 }
 
-async function dataLoss(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    assert.equal(Code[e.code], "DataLoss", e.message);
-    return e.rawMessage;
-  }
-  return assert.fail("expected DATA_LOSS");
-}
-
 test("a state whose layer blob is gone is DATA_LOSS over every protocol and a 500 over http, naming tag and digest", async () => {
   const repository = `tfstate/lost-${Date.now()}`;
   const writer = await fx.serve({ repository, backend: { maxVersions: 2 } });
@@ -63,12 +52,12 @@ test("a state whose layer blob is gone is DATA_LOSS over every protocol and a 50
 
   for (const protocol of PROTOCOLS) {
     const c = client(StateService, protocol, served.url);
-    const message = await dataLoss(c.getState({ workspace: "prod" }));
+    const message = (await rejectsWith(c.getState({ workspace: "prod" }), Code.DataLoss)).rawMessage;
     assert.match(message, /state at tag state-prod/, protocol);
     assert.ok(message.includes(digest), `${protocol}: ${message}`);
     const { error } = await drain(c.downloadState({ workspace: "prod" }));
     assert.equal(Code[ConnectError.from(error).code], "DataLoss", protocol);
-    await dataLoss(c.getVersion({ workspace: "prod", version: 1n }));
+    await rejectsWith(c.getVersion({ workspace: "prod", version: 1n }), Code.DataLoss);
   }
 
   const res = await fetch(`${served.url}/terraform/state/prod`);

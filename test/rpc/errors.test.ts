@@ -16,21 +16,18 @@ import {
   SizeLimitKind,
 } from "../../src/gen/tfstate/v1/error_details_pb.ts";
 import { StateService } from "../../src/gen/tfstate/v1/state_service_pb.ts";
-import { bigState, client, drain, type Protocol, startRegistryFixture, str, text } from "./fixture.ts";
+import {
+  bigState,
+  client,
+  drain,
+  type Protocol,
+  rejectsWith,
+  startRegistryFixture,
+  str,
+  text,
+} from "./fixture.ts";
 
 const fx = await startRegistryFixture();
-
-async function rejects(p: Promise<unknown>, code: Code, message?: RegExp): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    assert.equal(Code[e.code], Code[code], e.message);
-    if (message) assert.match(e.rawMessage, message);
-    return e;
-  }
-  assert.fail(`expected ${Code[code]}`);
-}
 
 const DETAIL_PROTOCOLS: Protocol[] = [
   "connect+json over HTTP/1.1",
@@ -48,7 +45,7 @@ test("a held lock fails with FAILED_PRECONDITION and the holder as LockHeldDetai
   });
   for (const protocol of DETAIL_PROTOCOLS) {
     const other = client(StateService, protocol, url);
-    const err = await rejects(
+    const err = await rejectsWith(
       other.lock({ workspace: "default", lock: { id: "other" } }),
       Code.FailedPrecondition,
       /alice@host/,
@@ -61,12 +58,12 @@ test("a held lock fails with FAILED_PRECONDITION and the holder as LockHeldDetai
     assert.equal(details[0]?.holder?.path, "state-default", protocol);
     assert.equal(details[0]?.generation, 1n, protocol);
 
-    const unlock = await rejects(
+    const unlock = await rejectsWith(
       other.unlock({ workspace: "default", lockId: "other" }),
       Code.FailedPrecondition,
     );
     assert.equal(unlock.findDetails(LockHeldDetailSchema)[0]?.holder?.id, "holder-1");
-    const write = await rejects(
+    const write = await rejectsWith(
       other.putState({ workspace: "default", state: text("{}"), lockId: "wrong" }),
       Code.FailedPrecondition,
     );
@@ -78,7 +75,7 @@ test("a held lock fails with FAILED_PRECONDITION and the holder as LockHeldDetai
     force: true,
   });
   assert.equal(released.releasedLock?.id, "holder-1");
-  await rejects(
+  await rejectsWith(
     owner.putState({ workspace: "default", state: text("{}"), lockId: "holder-1" }),
     Code.FailedPrecondition,
   );
@@ -87,13 +84,17 @@ test("a held lock fails with FAILED_PRECONDITION and the holder as LockHeldDetai
 test("bad arguments fail with INVALID_ARGUMENT naming the problem", async () => {
   const { url } = await fx.serve();
   const c = client(StateService, "connect+json over HTTP/1.1", url);
-  await rejects(c.getState({ workspace: "" }), Code.InvalidArgument, /empty/);
-  await rejects(c.getState({ workspace: "bad\u0001name" }), Code.InvalidArgument, /control character/);
-  await rejects(c.getLock({ workspace: "x".repeat(300) }), Code.InvalidArgument, /255 bytes/);
-  await rejects(c.unlock({ workspace: "default" }), Code.InvalidArgument, /lock_id/);
-  await rejects(c.getVersion({ workspace: "default", version: 0n }), Code.InvalidArgument, /positive/);
-  await rejects(c.listVersions({ workspace: "default", pageSize: -1 }), Code.InvalidArgument, /page_size/);
-  await rejects(
+  await rejectsWith(c.getState({ workspace: "" }), Code.InvalidArgument, /empty/);
+  await rejectsWith(c.getState({ workspace: "bad\u0001name" }), Code.InvalidArgument, /control character/);
+  await rejectsWith(c.getLock({ workspace: "x".repeat(300) }), Code.InvalidArgument, /255 bytes/);
+  await rejectsWith(c.unlock({ workspace: "default" }), Code.InvalidArgument, /lock_id/);
+  await rejectsWith(c.getVersion({ workspace: "default", version: 0n }), Code.InvalidArgument, /positive/);
+  await rejectsWith(
+    c.listVersions({ workspace: "default", pageSize: -1 }),
+    Code.InvalidArgument,
+    /page_size/,
+  );
+  await rejectsWith(
     c.listVersions({ workspace: "default", pageToken: "garbage" }),
     Code.InvalidArgument,
     /page_token/,
@@ -101,12 +102,12 @@ test("bad arguments fail with INVALID_ARGUMENT naming the problem", async () => 
 
   await c.putState({ workspace: "default", state: text('{"serial":1}') });
   const wrongMd5 = new Uint8Array(16).fill(7);
-  await rejects(
+  await rejectsWith(
     c.putState({ workspace: "default", state: text('{"serial":2}'), md5: wrongMd5 }),
     Code.InvalidArgument,
     /md5/,
   );
-  await rejects(
+  await rejectsWith(
     c.putState({ workspace: "default", state: text("{}"), md5: new Uint8Array(3) }),
     Code.InvalidArgument,
     /16 bytes/,
@@ -121,19 +122,19 @@ test("bad arguments fail with INVALID_ARGUMENT naming the problem", async () => 
 test("missing things fail with NOT_FOUND", async () => {
   const { url } = await fx.serve({ backend: { maxVersions: 3 } });
   const c = client(StateService, "grpc over h2c", url);
-  await rejects(c.getState({ workspace: "default" }), Code.NotFound);
+  await rejectsWith(c.getState({ workspace: "default" }), Code.NotFound);
   const { error } = await drain(c.downloadState({ workspace: "default" }));
   assert.equal(ConnectError.from(error).code, Code.NotFound);
   await c.putState({ workspace: "default", state: text("{}") });
-  await rejects(c.getVersion({ workspace: "default", version: 99n }), Code.NotFound);
-  await rejects(c.restoreVersion({ workspace: "default", version: 99n }), Code.NotFound);
+  await rejectsWith(c.getVersion({ workspace: "default", version: 99n }), Code.NotFound);
+  await rejectsWith(c.restoreVersion({ workspace: "default", version: 99n }), Code.NotFound);
 });
 
 test("a state over the maximum size fails with RESOURCE_EXHAUSTED and a SizeLimitDetail", async () => {
   const limit = 64 * 1024;
   const { url } = await fx.serve({ backend: { maxStateSize: limit }, server: { maxStateSize: limit } });
   const c = client(StateService, "grpc over h2c", url);
-  const err = await rejects(
+  const err = await rejectsWith(
     c.putState({ workspace: "default", state: bigState(limit + 1, "a") }),
     Code.ResourceExhausted,
   );
@@ -149,7 +150,7 @@ test("a state over the maximum size fails with RESOURCE_EXHAUSTED and a SizeLimi
       yield { payload: { case: "chunk" as const, value: tooBig.subarray(i, i + 16 * 1024) } };
     }
   }
-  const streamed = await rejects(c.uploadState(upload()), Code.ResourceExhausted);
+  const streamed = await rejectsWith(c.uploadState(upload()), Code.ResourceExhausted);
   const [d2] = streamed.findDetails(SizeLimitDetailSchema);
   assert.equal(d2?.kind, SizeLimitKind.MAX_STATE_SIZE);
   assert.ok((d2?.sizeBytes ?? 0n) > BigInt(limit));
@@ -159,9 +160,9 @@ test("a state over the maximum size fails with RESOURCE_EXHAUSTED and a SizeLimi
       payload: { case: "header" as const, value: { workspace: "default", sizeBytes: BigInt(limit * 2) } },
     };
   }
-  const early = await rejects(c.uploadState(announced()), Code.ResourceExhausted);
+  const early = await rejectsWith(c.uploadState(announced()), Code.ResourceExhausted);
   assert.equal(early.findDetails(SizeLimitDetailSchema)[0]?.sizeBytes, BigInt(limit * 2));
-  await rejects(c.getState({ workspace: "default" }), Code.NotFound);
+  await rejectsWith(c.getState({ workspace: "default" }), Code.NotFound);
 });
 
 test("a state too large for one message fails GetState with UNARY_MESSAGE; DownloadState still works", async () => {
@@ -182,7 +183,11 @@ test("a state too large for one message fails GetState with UNARY_MESSAGE; Downl
   // Binary: 90% of the limit fits. JSON carries bytes as base64, so there it does not.
   assert.equal((await grpc.getState({ workspace: "default" })).state.length, big.length);
   const json = client(StateService, "connect+json over HTTP/1.1", url);
-  const err = await rejects(json.getState({ workspace: "default" }), Code.ResourceExhausted, /DownloadState/);
+  const err = await rejectsWith(
+    json.getState({ workspace: "default" }),
+    Code.ResourceExhausted,
+    /DownloadState/,
+  );
   const [detail] = err.findDetails(SizeLimitDetailSchema);
   assert.equal(detail?.kind, SizeLimitKind.UNARY_MESSAGE);
   assert.equal(detail?.sizeBytes, BigInt(big.length));
@@ -216,7 +221,7 @@ test("corrupt registry content fails with DATA_LOSS", async () => {
   // A second server has no cached copy, so it reads the blob from the registry.
   const reader = await fx.serve({ repository: writer.repository });
   const c = client(StateService, "connect+proto over HTTP/2", reader.url);
-  await rejects(c.getState({ workspace: "default" }), Code.DataLoss, /digest/);
+  await rejectsWith(c.getState({ workspace: "default" }), Code.DataLoss, /digest/);
   const { error } = await drain(c.downloadState({ workspace: "default" }));
   assert.equal(ConnectError.from(error).code, Code.DataLoss);
 });
@@ -229,7 +234,7 @@ test("an unreachable registry fails with UNAVAILABLE", async () => {
       retry: { maxAttempts: 2, initialBackoff: 5, maxBackoff: 10 },
     },
   });
-  await rejects(
+  await rejectsWith(
     client(StateService, "grpc over h2c", url).getState({ workspace: "default" }),
     Code.Unavailable,
     /127\.0\.0\.1/,
@@ -241,7 +246,7 @@ test("the RPC deadline bounds the work done for it", async () => {
   const c = client(StateService, "grpc over h2c", url);
   await c.lock({ workspace: "default", lock: { id: "first" } });
   const started = Date.now();
-  await rejects(
+  await rejectsWith(
     c.lock(
       { workspace: "default", lock: { id: "second" }, wait: durationFromMs(30_000) },
       { timeoutMs: 400 },

@@ -2,10 +2,11 @@
  * A real registry, and servers in front of fresh repositories of it, each with its own backend and
  * coordinator, started on port 0. Clients use the real transports of @connectrpc/connect-node.
  */
+import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after } from "node:test";
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -130,6 +131,19 @@ export function bigState(bytes: number, seed: string): Uint8Array {
     .toString("hex")
     .slice(0, pad);
   return text(head + filler + tail);
+}
+
+/** Awaits `p`, which must fail with `code` (and a message matching `message`); returns the error. */
+export async function rejectsWith(p: Promise<unknown>, code: Code, message?: RegExp): Promise<ConnectError> {
+  try {
+    await p;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    assert.equal(Code[e.code], Code[code], e.message);
+    if (message) assert.match(e.rawMessage, message);
+    return e;
+  }
+  return assert.fail(`expected ${Code[code]}`);
 }
 
 /** Collects a server stream until it ends or fails; returns the messages and the error, if any. */

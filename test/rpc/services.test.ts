@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { LockHeldDetailSchema } from "../../src/gen/tfstate/v1/error_details_pb.ts";
 import {
   LockEventKind,
@@ -15,20 +15,17 @@ import {
 } from "../../src/gen/tfstate/v1/state_service_pb.ts";
 import { WorkspaceView } from "../../src/gen/tfstate/v1/workspace_pb.ts";
 import { WorkspaceService } from "../../src/gen/tfstate/v1/workspace_service_pb.ts";
-import { client, PROTOCOLS, type RegistryFixture, startRegistryFixture, str, text } from "./fixture.ts";
+import {
+  client,
+  PROTOCOLS,
+  type RegistryFixture,
+  rejectsWith,
+  startRegistryFixture,
+  str,
+  text,
+} from "./fixture.ts";
 
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest();
-
-async function rejects(p: Promise<unknown>, code: Code): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    assert.equal(Code[e.code], Code[code], e.message);
-    return e;
-  }
-  assert.fail(`expected ${Code[code]}`);
-}
 
 /** The next message of a stream, or a failure after `ms`. */
 async function next<T>(it: AsyncIterator<T>, ms = 1000): Promise<T> {
@@ -55,7 +52,7 @@ for (const protocol of PROTOCOLS) {
       const v1 = text('{"version":4,"serial":1}');
       const v2 = text('{"version":4,"serial":2}');
 
-      await rejects(state.getState({ workspace: "default" }), Code.NotFound);
+      await rejectsWith(state.getState({ workspace: "default" }), Code.NotFound);
 
       const put1 = await state.putState({ workspace: "default", state: v1, md5: md5(v1) });
       assert.match(put1.metadata?.digest ?? "", /^sha256:[0-9a-f]{64}$/);
@@ -100,7 +97,7 @@ for (const protocol of PROTOCOLS) {
       assert.equal(held.lock?.id, lockId);
       assert.equal(held.generation, 1n);
 
-      const fenced = await rejects(
+      const fenced = await rejectsWith(
         state.putState({ workspace: "default", state: v2 }),
         Code.FailedPrecondition,
       );
@@ -177,7 +174,7 @@ for (const protocol of PROTOCOLS) {
       assert.equal(str((await state.getState({ workspace: "default" })).state), str(v4));
 
       await state.deleteState({ workspace: "default" });
-      await rejects(state.getState({ workspace: "default" }), Code.NotFound);
+      await rejectsWith(state.getState({ workspace: "default" }), Code.NotFound);
       await state.deleteState({ workspace: "default" });
     });
 
@@ -189,7 +186,7 @@ for (const protocol of PROTOCOLS) {
       const created = await ws.createWorkspace({ name: "dev" });
       assert.equal(created.workspace?.name, "dev");
       assert.equal(created.workspace?.hasState, false);
-      await rejects(ws.createWorkspace({ name: "dev" }), Code.AlreadyExists);
+      await rejectsWith(ws.createWorkspace({ name: "dev" }), Code.AlreadyExists);
 
       await state.putState({ workspace: "prod", state: text('{"serial":1}') });
       await state.lock({ workspace: "prod", lock: { id: "lock-prod", who: "bob@host" } });
@@ -223,18 +220,18 @@ for (const protocol of PROTOCOLS) {
         ["prod"],
       );
       assert.equal(rest.nextPageToken, "");
-      await rejects(ws.listWorkspaces({ pageToken: basic.nextPageToken }), Code.InvalidArgument);
+      await rejectsWith(ws.listWorkspaces({ pageToken: basic.nextPageToken }), Code.InvalidArgument);
 
       const got = await ws.getWorkspace({ name: "prod" });
       assert.equal(got.workspace?.lock?.who, "bob@host");
-      await rejects(ws.getWorkspace({ name: "nope" }), Code.NotFound);
+      await rejectsWith(ws.getWorkspace({ name: "nope" }), Code.NotFound);
 
-      const refused = await rejects(ws.deleteWorkspace({ name: "prod" }), Code.FailedPrecondition);
+      const refused = await rejectsWith(ws.deleteWorkspace({ name: "prod" }), Code.FailedPrecondition);
       assert.equal(refused.findDetails(LockHeldDetailSchema)[0]?.holder?.id, "lock-prod");
       await ws.deleteWorkspace({ name: "prod", lockId: "lock-prod" });
       await ws.deleteWorkspace({ name: "dev" });
-      await rejects(ws.getWorkspace({ name: "dev" }), Code.NotFound);
-      await rejects(ws.deleteWorkspace({ name: "default" }), Code.InvalidArgument);
+      await rejectsWith(ws.getWorkspace({ name: "dev" }), Code.NotFound);
+      await rejectsWith(ws.deleteWorkspace({ name: "default" }), Code.InvalidArgument);
       assert.deepEqual(
         (await ws.listWorkspaces({})).workspaces.map((w) => w.name),
         ["default"],
@@ -254,7 +251,7 @@ test("Lock with wait returns once the holder unlocks", async () => {
   assert.equal(got.lock?.id, "second");
   const waited = Date.now() - started;
   assert.ok(waited >= 250 && waited < 5000, `waited ${waited} ms`);
-  await rejects(
+  await rejectsWith(
     state.lock({ workspace: "default", lock: { id: "x" }, wait: durationFromMs(-1) }),
     Code.InvalidArgument,
   );

@@ -8,14 +8,14 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import http from "node:http";
 import { after, describe, test } from "node:test";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { fetch } from "undici";
 import { LockHeldDetailSchema } from "../../src/gen/tfstate/v1/error_details_pb.ts";
 import { StateService } from "../../src/gen/tfstate/v1/state_service_pb.ts";
 import { workspaceTag } from "../../src/oras/index.ts";
 import { startTfhttpFixture } from "../tfhttp/fixture.ts";
 import { closeClients, md5Base64, newLockInfo, TofuHttpClient } from "../tfhttp/tofu-client.ts";
-import { client, str, text } from "./fixture.ts";
+import { client, rejectsWith, str, text } from "./fixture.ts";
 
 const fx = await startTfhttpFixture();
 after(closeClients);
@@ -71,17 +71,6 @@ function assertPrompt(timings: Record<string, number>): void {
   }
 }
 
-async function failsWith(p: Promise<unknown>, code: Code): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    assert.equal(Code[e.code], Code[code], e.message);
-    return e;
-  }
-  assert.fail(`expected ${Code[code]}`);
-}
-
 const stateTag = (ws: string) => `state-${workspaceTag(ws)}`;
 
 async function blobExists(digest: string): Promise<boolean> {
@@ -121,7 +110,7 @@ describe("a stalled upload holds up nothing on its workspace", () => {
       upload.release();
     }
 
-    const err = await failsWith(uploading, Code.FailedPrecondition);
+    const err = await rejectsWith(uploading, Code.FailedPrecondition);
     assert.equal(err.findDetails(LockHeldDetailSchema)[0]?.holder?.who, "carol@http");
     const now = await c.getState({ workspace: ws });
     assert.equal(str(now.state), '{"serial":3}', "the state written meanwhile is current");
@@ -150,13 +139,13 @@ describe("a stalled upload holds up nothing on its workspace", () => {
       data.subarray(1000),
     );
     wrongMd5.release();
-    await failsWith(c.uploadState(wrongMd5.messages), Code.InvalidArgument);
+    await rejectsWith(c.uploadState(wrongMd5.messages), Code.InvalidArgument);
     await unchanged("MD5 mismatch");
 
     // The fixture's server takes states up to 1 MiB.
     const tooBig = stallingUpload({ workspace: ws }, new Uint8Array(MiB).fill(0x20), text(" {}"));
     tooBig.release();
-    await failsWith(c.uploadState(tooBig.messages), Code.ResourceExhausted);
+    await rejectsWith(c.uploadState(tooBig.messages), Code.ResourceExhausted);
     await unchanged("over the size limit");
 
     // No size or MD5 announced: only the client's going away tells the server the body is cut short.
@@ -167,7 +156,7 @@ describe("a stalled upload holds up nothing on its workspace", () => {
     await gone.stalled;
     await sleep(200);
     ac.abort();
-    await failsWith(uploading, Code.Canceled);
+    await rejectsWith(uploading, Code.Canceled);
     gone.release();
     await sleep(500); // what the server does once it notices, it has done by now
     await unchanged("client gone mid-stream");

@@ -5,10 +5,19 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { LockHeldDetailSchema } from "../../src/gen/tfstate/v1/error_details_pb.ts";
 import { type DownloadStateResponse, StateService } from "../../src/gen/tfstate/v1/state_service_pb.ts";
-import { bigState, client, drain, type Protocol, startRegistryFixture, str, text } from "./fixture.ts";
+import {
+  bigState,
+  client,
+  drain,
+  type Protocol,
+  rejectsWith,
+  startRegistryFixture,
+  str,
+  text,
+} from "./fixture.ts";
 
 const fx = await startRegistryFixture();
 const MiB = 1024 * 1024;
@@ -44,18 +53,6 @@ function split(messages: DownloadStateResponse[]) {
     metadata: first?.case === "metadata" ? first.value : undefined,
     checksum: last?.case === "checksum" ? last.value : undefined,
   };
-}
-
-async function failsWith(p: Promise<unknown>, code: Code, message: RegExp): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    assert.equal(Code[e.code], Code[code], e.message);
-    assert.match(e.rawMessage, message);
-    return e;
-  }
-  assert.fail(`expected ${Code[code]}`);
 }
 
 test("a 6 MiB state goes up with UploadState and comes back with DownloadState on every protocol", async () => {
@@ -122,7 +119,7 @@ test("UploadState refuses malformed streams and keeps the old state", async () =
   async function* chunkFirst(): AsyncGenerator<Upload> {
     yield { payload: { case: "chunk", value: data.subarray(0, 10) } };
   }
-  await failsWith(
+  await rejectsWith(
     c.uploadState(chunkFirst()),
     Code.InvalidArgument,
     /first UploadState message must be a header/,
@@ -133,13 +130,13 @@ test("UploadState refuses malformed streams and keeps the old state", async () =
     yield { payload: { case: "chunk", value: data.subarray(0, 10) } };
     yield { payload: { case: "header", value: { workspace: "default" } } };
   }
-  await failsWith(c.uploadState(twoHeaders()), Code.InvalidArgument, /second header/);
+  await rejectsWith(c.uploadState(twoHeaders()), Code.InvalidArgument, /second header/);
 
   const truncated = uploadOf("default", data, { sizeBytes: BigInt(data.length + 1), md5: new Uint8Array() });
-  await failsWith(c.uploadState(truncated), Code.InvalidArgument, /header announced/);
+  await rejectsWith(c.uploadState(truncated), Code.InvalidArgument, /header announced/);
 
   const wrongSum = uploadOf("default", data, { md5: md5(text("something else")) });
-  await failsWith(c.uploadState(wrongSum), Code.InvalidArgument, /MD5/);
+  await rejectsWith(c.uploadState(wrongSum), Code.InvalidArgument, /MD5/);
 
   assert.equal(str((await c.getState({ workspace: "default" })).state), str(old), "the old state is intact");
 });
@@ -150,7 +147,7 @@ test("UploadState is fenced by the lock like PutState, and a refused upload does
   const c = client(StateService, "grpc over h2c", url);
   await c.lock({ workspace: "default", lock: { id: "L1", who: "carol@host" } });
   const data = bigState(2 * MiB, "fenced");
-  const err = await failsWith(c.uploadState(uploadOf("default", data)), Code.FailedPrecondition, /locked/);
+  const err = await rejectsWith(c.uploadState(uploadOf("default", data)), Code.FailedPrecondition, /locked/);
   assert.equal(err.findDetails(LockHeldDetailSchema)[0]?.holder?.who, "carol@host");
   const ok = await c.uploadState(uploadOf("default", data, { lockId: "L1" }));
   assert.equal(ok.metadata?.sizeBytes, BigInt(data.length));
