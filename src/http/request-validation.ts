@@ -131,7 +131,7 @@ async function* checkedBody(
   }
   if (passing) return;
   const whole = chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks, size);
-  const payload = await messagePayload(whole, form, opts);
+  const payload = await messagePayload(whole, form, method, opts);
   if (payload !== undefined) checkDecodes(desc, method, payload);
   yield whole;
 }
@@ -140,6 +140,7 @@ async function* checkedBody(
 async function messagePayload(
   body: Uint8Array,
   form: BinaryForm,
+  method: string,
   opts: ValidationOptions,
 ): Promise<Uint8Array | undefined> {
   if (form.framing === 0) return decompressed(body, form.encoding, opts);
@@ -148,7 +149,14 @@ async function messagePayload(
   const length = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1);
   if (5 + length !== body.byteLength || (flags & ~COMPRESSED_FLAG) !== 0) return undefined;
   const payload = body.subarray(5);
-  return flags & COMPRESSED_FLAG ? decompressed(payload, form.encoding, opts) : payload;
+  if (!(flags & COMPRESSED_FLAG)) return payload;
+  if (form.encoding === null || form.encoding === "" || form.encoding === "identity") {
+    throw new ConnectError(
+      `the ${method} request message is compressed, but the request names no encoding`,
+      Code.InvalidArgument,
+    );
+  }
+  return decompressed(payload, form.encoding, opts);
 }
 
 async function decompressed(

@@ -4,28 +4,26 @@
  * backend). Every request passes the one authentication point. `createServer` is the factory tests
  * start on port 0.
  */
-import { Http2ServerRequest } from "node:http2";
-import { Code, ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
+import { Http2ServerRequest, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import { createContextKey, createContextValues } from "@connectrpc/connect";
 import type { Coordinator } from "../coordinator/types.ts";
-import { isTfstateError } from "../errors.ts";
 import { type Logger, noopLogger } from "../log.ts";
 import { DEFAULT_MAX_STATE_SIZE } from "../oras/wire-format.ts";
 import { errorInterceptor, toConnectError } from "../rpc/errors.ts";
 import { type Principal, principalKey } from "../rpc/principal.ts";
 import { Readiness } from "../rpc/readiness.ts";
-import { PUBLIC_SERVICES, rpcRoutes } from "../rpc/routes.ts";
+import { PUBLIC_SERVICES, rpcServices } from "../rpc/routes.ts";
 import { rpcTelemetry, telemetryInterceptor } from "../rpc/telemetry-interceptor.ts";
 import { type Authenticator, type AuthRequest, allowAll } from "./auth.ts";
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, resetStalledStream, watchBodyIdle } from "./body-idle.ts";
+import { type Call, CallRegistry, clientGone } from "./call-registry.ts";
 import { COMPRESS_MIN_BYTES, SERVER_COMPRESSIONS } from "./compression.ts";
 import { ConnectionTracker } from "./connections.ts";
-import { GET_STATE_PATH, GetStateEndpoint } from "./get-state-endpoint.ts";
 import { createListener, type NodeHandler, type NodeRequest, type NodeResponse } from "./listener.ts";
 import { PROBE_PATHS, serveProbe } from "./probes.ts";
 import { pathOf, requestHeaders } from "./request-parts.ts";
 import { checkConnectGet } from "./request-validation.ts";
-import { createRpcAdapter } from "./rpc-adapter.ts";
-import { WATCH_LOCK_PATH, WatchEndpoint } from "./watch-endpoint.ts";
+import { createRpcFront } from "./rpc-front.ts";
 
 export type { Principal } from "../rpc/principal.ts";
 export type { Authenticator, AuthRequest } from "./auth.ts";
@@ -33,9 +31,12 @@ export type { NodeRequest, NodeResponse } from "./listener.ts";
 
 /** What an extra route gets besides the request and response. */
 export interface RouteContext {
-  /** The authenticated caller. */
-  principal: Principal;
-  /** Aborts when the client goes away or the server stops waiting for this request. */
+  /**
+   * The server's one authentication point for this request: the caller, or UnauthenticatedError /
+   * PermissionDeniedError, which the route answers in its own protocol (one error mapping each).
+   */
+  authenticate(): Promise<Principal>;
+  /** The call's signal: the client went away, the body stalled, or the server stops waiting. */
   signal: AbortSignal;
   logger: Logger;
 }
@@ -113,33 +114,30 @@ export function createServer(opts: ServerOptions): TfstateServer {
   const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const bodyIdleMs = opts.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS;
 
-  const drain = new AbortController();
-  const cutOff = new AbortController();
+  const calls = new CallRegistry();
   const tracker = new ConnectionTracker();
   const readiness = new Readiness({
     check: (o) => opts.coordinator.ready(o),
-    drainSignal: drain.signal,
+    drainSignal: calls.drainSignal,
     ...(opts.readinessCacheMs !== undefined ? { cacheMs: opts.readinessCacheMs } : {}),
   });
 
-  const telemetry = rpcTelemetry();
-  const rpc = createRpcAdapter({
-    routes: rpcRoutes({
+  const rpc = createRpcFront({
+    services: rpcServices({
       coordinator: opts.coordinator,
       logger,
       maxMessageBytes,
       maxStateSize: opts.maxStateSize ?? DEFAULT_MAX_STATE_SIZE,
-      drainSignal: drain.signal,
       readiness,
       healthWatchIntervalMs: opts.healthWatchIntervalMs,
     }),
-    interceptors: [telemetryInterceptor(telemetry), errorInterceptor(logger)],
+    interceptors: [telemetryInterceptor(rpcTelemetry()), errorInterceptor(logger)],
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
     acceptCompression: [...SERVER_COMPRESSIONS],
     compressMinBytes: COMPRESS_MIN_BYTES,
     logger,
-    contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket.remoteAddress),
+    contextValues: (remoteAddress) => createContextValues().set(remoteAddressKey, remoteAddress),
     async requestGate(ctx) {
       if (!PUBLIC_SERVICES.has(ctx.service.typeName)) {
         try {
@@ -161,32 +159,37 @@ export function createServer(opts: ServerOptions): TfstateServer {
     },
   });
 
-  const serveRoute = async (
-    route: ExtraRoute,
-    req: NodeRequest,
-    res: NodeResponse,
-    path: string,
-    idle: AbortSignal,
+  /**
+   * A call of the registry for one request, aborted when its client goes away or its body stalls
+   * (`onStall` answers what the protocol needs first). Closed when `run` settles.
+   */
+  const withCall = async (
+    longLived: boolean,
+    body: NodeRequest | ServerHttp2Stream,
+    closed: { once(event: "close", fn: () => void): unknown; readonly writableFinished: boolean },
+    onStall: (err: Error) => void,
+    release: () => void,
+    run: (call: Call) => Promise<void>,
   ) => {
-    let principal: Principal;
-    try {
-      principal = await authenticate(authRequest(req, path, secure));
-    } catch (err) {
-      refuse(res, err, logger);
-      return;
-    }
-    const gone = new AbortController();
-    res.once("close", () => {
-      if (!res.writableFinished) gone.abort(new Error("the client closed the connection"));
+    const call = calls.open(longLived);
+    closed.once("close", () => {
+      if (!closed.writableFinished) call.abort(clientGone());
     });
-    // Routes speak plain HTTP: a stalled body is answered here, 408, whatever the route was doing.
-    const onIdle = () => answerIdle(res, idle.reason);
-    idle.addEventListener("abort", onIdle, { once: true });
+    // A body cut short by the client (a reset stream; HTTP/2's compatibility layer then ends the
+    // request as if it were complete) must never read as a whole one: the call is aborted first.
+    body.once("aborted", () => call.abort(clientGone()));
+    watchBodyIdle(body, bodyIdleMs, {
+      onIdle: (err) => {
+        logger.info("request body stalled: ending the request", { idleMs: bodyIdleMs });
+        onStall(err);
+        call.abort(err);
+      },
+      release,
+    });
     try {
-      const signal = AbortSignal.any([gone.signal, cutOff.signal, idle]);
-      await route.handle(req, res, { principal, signal, logger });
+      await run(call);
     } finally {
-      idle.removeEventListener("abort", onIdle);
+      call.close();
     }
   };
 
@@ -200,35 +203,38 @@ export function createServer(opts: ServerOptions): TfstateServer {
       tracker.http1Request(req.socket, res);
       if (tracker.draining && !res.headersSent) res.setHeader("connection", "close");
     }
-    const idle = new AbortController();
-    watchBodyIdle(req, bodyIdleMs, {
-      onIdle: (err) => {
-        logger.info("request body stalled: ending the request", {
-          method: req.method,
-          path,
-          idleMs: bodyIdleMs,
-        });
-        // The rest of the body will not come: this connection cannot carry another request.
-        if (!http2 && !res.headersSent) res.setHeader("connection", "close");
-        idle.abort(err);
-      },
-      release: () => releaseStalled(req),
-    });
     if (PROBE_PATHS.has(path)) {
       await serveProbe(path, req, res, readiness);
       return;
     }
+    const release = () => releaseStalled(req);
+    // The rest of a stalled body will not come: an HTTP/1.1 connection cannot carry another request.
+    const noReuse = () => {
+      if (!http2 && !res.headersSent) res.setHeader("connection", "close");
+    };
     const route = routes.find((r) => matches(r.prefix, path));
     if (route) {
-      await serveRoute(route, req, res, path, idle.signal);
+      // Routes speak plain HTTP: a stalled body is answered here, 408, whatever the route was doing.
+      const onStall = (err: Error) => {
+        noReuse();
+        answerIdle(res, err);
+      };
+      await withCall(false, req, res, onStall, release, (call) =>
+        route.handle(req, res, {
+          authenticate: () => authenticate(authRequest(req, path, secure)),
+          signal: call.signal,
+          logger,
+        }),
+      );
       return;
     }
-    const getStateCall = getState.serve(req, res, idle.signal);
-    if (getStateCall !== undefined) {
-      await getStateCall;
+    const method = rpc.route(path);
+    if (method === undefined) {
+      res.statusCode = 404;
+      res.end();
       return;
     }
-    await rpc.handle(req, res, idle.signal);
+    await withCall(method.longLived, req, res, noReuse, release, (call) => rpc.serve(req, res, call));
   };
 
   /** Serves one request; whatever fails in it ends that request only, never the process. */
@@ -239,32 +245,29 @@ export function createServer(opts: ServerOptions): TfstateServer {
       endFailed(res);
     });
   };
-  /** The authentication point for an RPC served below Connect, at `path`. */
-  const rpcAuthenticator =
-    (path: string) =>
-    (headers: Headers, remoteAddress: string | undefined): Promise<Principal> =>
-      authenticate({ method: "POST", path, headers, remoteAddress, secure, kind: "rpc" });
-  const watch = new WatchEndpoint({
-    deps: { coordinator: opts.coordinator, drainSignal: drain.signal },
-    authenticate: rpcAuthenticator(WATCH_LOCK_PATH),
-    telemetry,
-    logger,
-    maxMessageBytes,
-    bodyIdleTimeoutMs: bodyIdleMs,
-  });
-  const getState = new GetStateEndpoint({
-    deps: { coordinator: opts.coordinator },
-    authenticate: rpcAuthenticator(GET_STATE_PATH),
-    telemetry,
-    logger,
-    maxMessageBytes,
-    compressions: SERVER_COMPRESSIONS,
-    compressMinBytes: COMPRESS_MIN_BYTES,
-    cutOffSignal: cutOff.signal,
-  });
+
+  /** Takes the bare HTTP/2 streams of the methods the front serves without request objects. */
+  const onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean => {
+    const path = pathOf(headers[":path"]);
+    if (!rpc.takesStream(path)) return false;
+    const longLived = rpc.route(path)?.longLived ?? false;
+    withCall(
+      longLived,
+      stream,
+      stream,
+      () => {},
+      () => resetStalledStream(stream),
+      (call) => rpc.serveStream(stream, headers, call),
+    ).catch((err: unknown) => {
+      logger.error("request failed", { path, error: err });
+      stream.destroy();
+    });
+    return true;
+  };
+
   const listener = createListener({
     handler,
-    onStream: (stream, headers) => watch.serve(stream, headers),
+    onStream,
     tracker,
     tls: opts.tls,
     headersTimeoutMs: opts.headersTimeoutMs,
@@ -279,7 +282,7 @@ export function createServer(opts: ServerOptions): TfstateServer {
     get address() {
       return address;
     },
-    drainSignal: drain.signal,
+    drainSignal: calls.drainSignal,
 
     listen(port = 0, host = "127.0.0.1") {
       return new Promise<ServerAddress>((resolve, reject) => {
@@ -298,7 +301,7 @@ export function createServer(opts: ServerOptions): TfstateServer {
 
     shutdown() {
       stopping ??= (async () => {
-        drain.abort();
+        calls.drain();
         const closed = new Promise<void>((resolve) => listener.close(resolve));
         tracker.drain();
         let graceTimer: NodeJS.Timeout | undefined;
@@ -307,11 +310,10 @@ export function createServer(opts: ServerOptions): TfstateServer {
           graceTimer = setTimeout(() => {
             logger.warn("shutdown grace period over; cutting off the calls still running", {
               connections: tracker.size,
+              calls: calls.size,
               graceMs,
             });
-            const reason = new ConnectError("the server is shutting down", Code.Unavailable);
-            cutOff.abort(reason);
-            rpc.cutOff(reason);
+            calls.cutOff();
             flushTimer = setTimeout(() => {
               tracker.destroyAll();
               resolve();
@@ -399,19 +401,4 @@ function authRequest(req: NodeRequest, path: string, secure: boolean): AuthReque
     secure,
     kind: "http",
   };
-}
-
-/** Answers a request the authenticator turned away. */
-function refuse(res: NodeResponse, err: unknown, logger: Logger): void {
-  let status = 500;
-  let message = "internal error";
-  if (isTfstateError(err)) {
-    message = err.message;
-    status = err.code === "unauthenticated" ? 401 : err.code === "permission_denied" ? 403 : 503;
-  } else {
-    logger.error("authentication failed with an unexpected error", { error: err });
-  }
-  res.statusCode = status;
-  res.setHeader("content-type", "text/plain; charset=utf-8");
-  res.end(`${message}\n`);
 }

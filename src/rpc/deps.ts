@@ -11,11 +11,6 @@ export interface RpcDeps {
   maxMessageBytes: number;
   /** The server's maximum state size in bytes (checked before any registry work where possible). */
   maxStateSize: number;
-  /**
-   * Aborts when the server begins to shut down: long-lived streams (WatchLock, health Watch) then
-   * end with UNAVAILABLE so clients reconnect elsewhere, while short calls run to completion.
-   */
-  drainSignal: AbortSignal;
 }
 
 /** A workspace name from a request, refused early with INVALID_ARGUMENT when not allowed. */

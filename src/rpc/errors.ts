@@ -98,7 +98,9 @@ export function errorInterceptor(logger: Logger): Interceptor {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     try {
       const res = await next(
-        req.stream ? { ...req, message: mapRequestStreamErrors(req.message, req.method.name) } : req,
+        req.stream
+          ? { ...req, message: mapRequestStreamErrors(req.message, req.method.name, req.method.methodKind) }
+          : req,
       );
       if (!res.stream) return res;
       return { ...res, message: mapStreamErrors(res.message, logger, procedure) };
@@ -108,10 +110,24 @@ export function errorInterceptor(logger: Logger): Interceptor {
   };
 }
 
-/** Errors of a streaming request's own messages: INTERNAL from Connect's decoding becomes INVALID_ARGUMENT. */
-async function* mapRequestStreamErrors<T>(source: AsyncIterable<T>, method: string): AsyncIterable<T> {
+/**
+ * Errors of a streaming request's own messages are the client's: INTERNAL from Connect's decoding
+ * becomes INVALID_ARGUMENT, and so does a server-streaming call with no request message or more than
+ * one (Connect calls that UNIMPLEMENTED).
+ */
+async function* mapRequestStreamErrors<T>(
+  source: AsyncIterable<T>,
+  method: string,
+  kind: string,
+): AsyncIterable<T> {
+  let count = 0;
   try {
-    yield* source;
+    for await (const message of source) {
+      if (++count > 1 && kind === "server_streaming") {
+        throw new ConnectError(`${method} takes exactly one request message, got more`, Code.InvalidArgument);
+      }
+      yield message;
+    }
   } catch (err) {
     if (!(err instanceof ConnectError) || err.code !== Code.Internal) throw err;
     const detail = err.rawMessage.replace(/^parse binary: /, "");
@@ -122,6 +138,9 @@ async function* mapRequestStreamErrors<T>(source: AsyncIterable<T>, method: stri
       undefined,
       err,
     );
+  }
+  if (count === 0 && kind === "server_streaming") {
+    throw new ConnectError(`${method} takes one request message, got none`, Code.InvalidArgument);
   }
 }
 

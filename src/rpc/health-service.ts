@@ -4,10 +4,11 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { NotFoundError, UnavailableError } from "../errors.ts";
+import { NotFoundError } from "../errors.ts";
 import { type Health, HealthCheckResponse_ServingStatus as Status } from "../gen/grpc/health/v1/health_pb.ts";
 import { StateService } from "../gen/tfstate/v1/state_service_pb.ts";
 import { WorkspaceService } from "../gen/tfstate/v1/workspace_service_pb.ts";
+import { ServerDrainingError } from "./fast-methods.ts";
 import type { Readiness } from "./readiness.ts";
 
 /** The server as a whole ("") and each API service; all depend on the same registry. */
@@ -15,7 +16,6 @@ export const HEALTH_SERVICES: readonly string[] = ["", StateService.typeName, Wo
 
 export interface HealthDeps {
   readiness: Readiness;
-  drainSignal: AbortSignal;
   /** How often a Watch stream re-checks. Default 5 s. */
   watchIntervalMs?: number;
 }
@@ -39,20 +39,19 @@ export function healthService(deps: HealthDeps): ServiceImpl<typeof Health> {
 
     async *watch(req, ctx) {
       const known = HEALTH_SERVICES.includes(req.service);
-      const stop = AbortSignal.any([ctx.signal, deps.drainSignal]);
       let last: Status | undefined;
-      while (!stop.aborted) {
+      while (!ctx.signal.aborted) {
         const status = known ? await current() : Status.SERVICE_UNKNOWN;
         if (status !== last) {
           yield { status };
           last = status;
         }
-        await sleep(interval, undefined, { signal: stop }).catch(() => {});
+        await sleep(interval, undefined, { signal: ctx.signal }).catch(() => {});
       }
-      if (ctx.signal.aborted) return;
+      if (!(ctx.signal.reason instanceof ServerDrainingError)) throw ctx.signal.reason;
       // Draining: tell the watcher first, so it moves traffic before the stream ends.
       if (known && last !== Status.NOT_SERVING) yield { status: Status.NOT_SERVING };
-      throw new UnavailableError("the server is shutting down");
+      throw ctx.signal.reason;
     },
   };
 }

@@ -3,7 +3,6 @@
  * and server reflection (v1 and v1alpha).
  */
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.ts";
 import { ServerReflection as ServerReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
@@ -34,20 +33,26 @@ export interface RpcRoutesOptions extends RpcDeps {
   healthWatchIntervalMs?: number | undefined;
 }
 
-export function rpcRoutes(opts: RpcRoutesOptions): (router: ConnectRouter) => void {
+/** One service and its implementation. */
+export interface ServedService {
+  service: DescService;
+  impl: object;
+}
+
+/** The implementations of every served service, in SERVED_SERVICES order. */
+export function rpcServices(opts: RpcRoutesOptions): ServedService[] {
   const index = new DescriptorIndex(SERVED_SERVICES);
-  return (router) => {
-    router.service(StateService, stateService(opts));
-    router.service(WorkspaceService, workspaceService(opts));
-    router.service(
-      Health,
-      healthService({
+  return [
+    { service: StateService, impl: stateService(opts) },
+    { service: WorkspaceService, impl: workspaceService(opts) },
+    {
+      service: Health,
+      impl: healthService({
         readiness: opts.readiness,
-        drainSignal: opts.drainSignal,
         ...(opts.healthWatchIntervalMs !== undefined ? { watchIntervalMs: opts.healthWatchIntervalMs } : {}),
       }),
-    );
-    router.service(ServerReflection, reflectionService(index));
-    router.service(ServerReflectionV1Alpha, reflectionServiceV1Alpha(index));
-  };
+    },
+    { service: ServerReflection, impl: reflectionService(index) },
+    { service: ServerReflectionV1Alpha, impl: reflectionServiceV1Alpha(index) },
+  ];
 }

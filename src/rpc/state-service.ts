@@ -5,8 +5,7 @@
 import { createHash } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import type { LockEvent } from "../coordinator/types.ts";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { InvalidArgumentError, NotFoundError } from "../errors.ts";
 import {
   type DownloadStateResponseSchema,
@@ -25,12 +24,13 @@ import {
   stateVersionToProto,
 } from "./convert.ts";
 import { type RpcDeps, versionArg, workspaceArg } from "./deps.ts";
+import { stateBodyKey, watchSinkKey } from "./fast-methods.ts";
 import { getStateAnswer } from "./get-state.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
 import { rechunk, slices } from "./rechunk.ts";
 import { checkUnaryState, STREAM_CHUNK_BYTES, StateSizeError, unaryStateLimit } from "./size-limits.ts";
 import { UploadBody } from "./upload-body.ts";
-import { openWatch, watchMessage, watchShutDown } from "./watch-lock.ts";
+import { openWatch, watchEnd, watchMessage } from "./watch-lock.ts";
 
 type DownloadMessage = MessageInitShape<typeof DownloadStateResponseSchema>;
 
@@ -50,8 +50,13 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
   };
 
   return {
-    getState(req, ctx) {
-      return getStateAnswer(deps, req, callOptions(ctx), unaryLimit(ctx));
+    async getState(req, ctx) {
+      const answer = await getStateAnswer(deps, req, callOptions(ctx), unaryLimit(ctx));
+      // The edge's writer sends the state buffer as it is, after the rest of the message.
+      if (answer.state !== undefined && ctx.values.get(stateBodyKey)?.take(answer.state)) {
+        return { metadata: answer.metadata };
+      }
+      return answer;
     },
 
     async putState(req, ctx) {
@@ -106,9 +111,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     },
 
     watchLock(req, ctx) {
-      const signal = AbortSignal.any([ctx.signal, deps.drainSignal]);
-      const events = openWatch(deps, req.workspace, signal);
-      return watchResponses(events, req.workspace, ctx.signal, deps.drainSignal);
+      return watchResponses(deps, req.workspace, ctx);
     },
 
     async listVersions(req, ctx) {
@@ -230,28 +233,22 @@ function checksum(size: number, md5: Uint8Array): DownloadMessage {
 }
 
 /**
- * A WatchLock stream's responses, for the calls the HTTP/2 stream endpoint leaves to Connect
- * (HTTP/1.1, compressed requests, deadlines). A stream ended by the shutdown drain fails with
- * UNAVAILABLE so the client reconnects elsewhere; one the client cancelled just ends.
+ * A WatchLock stream's responses: the edge's shared frame writer sends the events when it is there
+ * (see fast-methods.ts), else they are yielded one message each. Either way the stream ends with
+ * the reason its watch ended (watchEnd), never quietly while the client still listens.
  */
 async function* watchResponses(
-  events: AsyncIterator<LockEvent>,
+  deps: RpcDeps,
   requested: string,
-  callSignal: AbortSignal,
-  drainSignal: AbortSignal,
+  ctx: HandlerContext,
 ): AsyncGenerator<WatchLockResponse> {
+  const watch = openWatch(deps.coordinator, requested, ctx.signal);
   try {
-    for (let r = await events.next(); !r.done; r = await events.next()) {
-      yield watchMessage(r.value, requested);
-    }
-  } catch (err) {
-    if (callSignal.aborted || !drainSignal.aborted) throw err;
+    const sink = ctx.values.get(watchSinkKey);
+    if (sink !== undefined) await sink.pump(watch, requested);
+    else for await (const event of watch) yield watchMessage(event, requested);
   } finally {
-    await events.return?.();
+    watch.close();
   }
-  // A deadline that ends the stream is DEADLINE_EXCEEDED, never a clean end.
-  if (callSignal.aborted && ConnectError.from(callSignal.reason).code === Code.DeadlineExceeded) {
-    throw callSignal.reason;
-  }
-  if (!callSignal.aborted) throw watchShutDown();
+  throw watchEnd(watch, ctx.signal);
 }

@@ -1,43 +1,40 @@
 /**
- * WatchLock, shared by its two ways in: the HTTP/2 stream endpoint (http/watch-endpoint.ts), which
- * serves the usual requests of all three protocols and writes one pre-encoded frame per event to
- * every stream, and the Connect handler (state-service.ts), which serves everything else.
+ * WatchLock's events as responses: one message per event, built once and shared by every stream
+ * it goes to, and its encoded frame per codec for the edge's shared frame writer.
  */
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { LockEvent, LockWatch } from "../coordinator/types.ts";
-import { UnavailableError } from "../errors.ts";
+import type { Coordinator, LockEvent, LockWatch } from "../coordinator/types.ts";
 import {
   LockEventKind,
   type WatchLockResponse,
   WatchLockResponseSchema,
 } from "../gen/tfstate/v1/state_service_pb.ts";
 import { lockInfoToProto } from "./convert.ts";
-import type { RpcDeps } from "./deps.ts";
 import { workspaceArg } from "./deps.ts";
 import { envelope } from "./envelope.ts";
+import { ServerDrainingError } from "./fast-methods.ts";
 
 /** How a stream's messages are encoded, from its content type. */
 export type WatchCodec = "proto" | "json";
 
 /**
  * Opens the event stream of one WatchLock call, refusing a bad workspace name with
- * INVALID_ARGUMENT and any call once the server drains with UNAVAILABLE. `requested` is the
- * request's workspace, "" for all.
+ * INVALID_ARGUMENT. `requested` is the request's workspace, "" for all. The watch ends when
+ * `signal` aborts (the client left, the deadline passed, the server drains).
  */
-export function openWatch(
-  deps: Pick<RpcDeps, "coordinator" | "drainSignal">,
-  requested: string,
-  signal?: AbortSignal,
-): LockWatch {
-  const ws = requested === "" ? undefined : workspaceArg(requested);
-  if (deps.drainSignal.aborted) throw watchShutDown();
-  return deps.coordinator.watchLock(ws, signal);
+export function openWatch(coordinator: Coordinator, requested: string, signal?: AbortSignal): LockWatch {
+  return coordinator.watchLock(requested === "" ? undefined : workspaceArg(requested), signal);
 }
 
-/** A watch ended by the server (drain or coordinator close): the client should reconnect elsewhere. */
-export function watchShutDown(): UnavailableError {
-  return new UnavailableError("the server is shutting down; reconnect to keep watching");
+/**
+ * The error a WatchLock stream ends with once its watch has ended: the reason its signal gave
+ * (a deadline is DEADLINE_EXCEEDED, a drain UNAVAILABLE, a client that left hears nothing anyway),
+ * or UNAVAILABLE when the coordinator closed it (the service is stopping).
+ */
+export function watchEnd(watch: LockWatch, signal: AbortSignal): unknown {
+  if (watch.failure !== undefined) return watch.failure;
+  return signal.aborted ? signal.reason : new ServerDrainingError();
 }
 
 const EVENT_KINDS = {

@@ -1,4 +1,4 @@
-import { CanceledError, InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import { errorBody, errorReply, type LockConflictStatus } from "./error-status.ts";
 import type { HandlerContext } from "./handler-context.ts";
 import { DEFAULT_HTTP_LOCK_WAIT_MS, MAX_HTTP_LOCK_WAIT_MS, releaseLock, takeLock } from "./lock-handlers.ts";
@@ -9,6 +9,7 @@ import type {
   HttpRequest,
   HttpResponse,
   RouteContext,
+  RoutePrincipal,
   TerraformHttpAction,
   TerraformHttpRouteOptions,
 } from "./types.ts";
@@ -16,8 +17,8 @@ import type {
 /** A route for the HTTP edge (src/http's ExtraRoute), mounted under its prefix. */
 export interface TerraformHttpRoute {
   prefix: string;
-  /** `ctx` comes from the server, after its authentication; without it the route runs standalone. */
-  handle(req: HttpRequest, res: HttpResponse, ctx?: RouteContext): Promise<void>;
+  /** `ctx` comes from the server: its authentication point and the call's signal. */
+  handle(req: HttpRequest, res: HttpResponse, ctx: RouteContext): Promise<void>;
 }
 
 interface Operation {
@@ -75,19 +76,17 @@ export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): Te
     );
   }
 
-  async function handle(req: HttpRequest, res: HttpResponse, ctx?: RouteContext): Promise<void> {
+  async function handle(req: HttpRequest, res: HttpResponse, ctx: RouteContext): Promise<void> {
     const started = performance.now();
     const method = req.method ?? "";
-    const controller = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) controller.abort(new CanceledError("the client closed the connection"));
-    };
-    res.once("close", onClose);
-    const signal = ctx ? AbortSignal.any([controller.signal, ctx.signal]) : controller.signal;
+    const { signal } = ctx;
     let lockConflict: LockConflictStatus = 409;
     let workspace: string | undefined;
+    let principal: RoutePrincipal | undefined;
     let reply: Reply;
     try {
+      // First: a caller the server does not know learns nothing, not even whether a path exists.
+      principal = await ctx.authenticate();
       const target = parseTerraformTarget(req.url ?? "");
       workspace = target.workspace;
       const route = ROUTES[target.kind];
@@ -101,7 +100,7 @@ export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): Te
         );
       } else {
         lockConflict = op.lockConflict;
-        await authorize?.(req, { workspace, action: op.action, principal: ctx?.principal });
+        await authorize?.(req, { workspace, action: op.action, principal });
         reply = await op.run({
           coordinator,
           logger,
@@ -119,14 +118,12 @@ export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): Te
       if (failure.serverFault) logger.error("terraform http backend request failed", fields);
       else logger.debug("terraform http backend request refused", fields);
       reply = jsonReply(failure.status, failure.body, failure.headers);
-    } finally {
-      res.off("close", onClose);
     }
     send(req, res, reply);
     logger.debug("terraform http backend request", {
       method,
       workspace,
-      principal: ctx?.principal.name,
+      principal: principal?.name,
       status: reply.status,
       ms: Math.round(performance.now() - started),
     });

@@ -18,8 +18,12 @@ export interface RoutePrincipal {
  * does not import the edge; the server checks the shape where the route is mounted.
  */
 export interface RouteContext {
-  principal: RoutePrincipal;
-  /** Aborts when the client goes away or the server stops waiting for the request. */
+  /**
+   * The server's one authentication point: resolves to the caller, or rejects with
+   * UnauthenticatedError / PermissionDeniedError, which the route answers in its own protocol.
+   */
+  authenticate(): Promise<RoutePrincipal>;
+  /** Aborts when the client goes away, the body stalls, or the server stops waiting for the request. */
   signal: AbortSignal;
 }
 
@@ -29,8 +33,8 @@ export type TerraformHttpAction = "read" | "write" | "delete" | "lock" | "unlock
 export interface TerraformHttpAccess {
   workspace: string;
   action: TerraformHttpAction;
-  /** The authenticated caller; undefined when the route is served without the HTTP edge. */
-  principal: RoutePrincipal | undefined;
+  /** The authenticated caller. */
+  principal: RoutePrincipal;
 }
 
 /**

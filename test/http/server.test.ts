@@ -172,7 +172,13 @@ test("extra routes are mounted by prefix and pass the one authentication point, 
     prefix: "/terraform/state/",
     async handle(req, res, ctx) {
       res.setHeader("content-type", "text/plain");
-      res.end(`${req.method} ${req.url} for ${ctx.principal.name}`);
+      try {
+        const principal = await ctx.authenticate();
+        res.end(`${req.method} ${req.url} for ${principal.name}`);
+      } catch (err) {
+        res.statusCode = err instanceof UnauthenticatedError ? 401 : 403;
+        res.end(String(err));
+      }
     },
   };
   const { url } = await fx.serve({

@@ -79,13 +79,19 @@ export async function startTfhttpFixture(opts: TfhttpFixtureOptions = {}): Promi
     handle(req, res, ctx) {
       const url = req.url ?? "";
       const q = url.indexOf("?");
-      requestLog.push({
-        method: req.method ?? "",
-        path: q < 0 ? url : url.slice(0, q),
-        query: q < 0 ? "" : url.slice(q + 1),
-        principal: ctx.principal.name,
+      return route.handle(req, res, {
+        ...ctx,
+        async authenticate() {
+          const principal = await ctx.authenticate();
+          requestLog.push({
+            method: req.method ?? "",
+            path: q < 0 ? url : url.slice(0, q),
+            query: q < 0 ? "" : url.slice(q + 1),
+            principal: principal.name,
+          });
+          return principal;
+        },
       });
-      return route.handle(req, res, ctx);
     },
   };
   const server = createServer({
