@@ -1,6 +1,6 @@
 /**
- * The request body idle timeout, one rule for every request the edge takes (HTTP/1.1 requests,
- * HTTP/2 requests, the bare HTTP/2 streams of the WatchLock endpoint): a client that stops sending
+ * The request body idle timeout for requests served by plain HTTP routes (RPC bodies are read
+ * through abortable-body.ts, which times the same rule per read): a client that stops sending
  * its body while the server waits for it must not hold the request, its handler and its connection
  * or stream for good. Node has no such timeout: `requestTimeout` bounds the whole request (uploads
  * of any size must pass), `headersTimeout` only the headers.
@@ -36,6 +36,11 @@ export function bodyIdleError(idleMs: number): DeadlineExceededError {
   );
 }
 
+/** Frees a stalled body's stream or connection once the call has had time to answer. */
+export function releaseLater(release: () => void): void {
+  setTimeout(release, RELEASE_AFTER_MS).unref();
+}
+
 /** Watches `body` until it ends or closes; `handlers` run once if it stalls for `idleMs`. */
 export function watchBodyIdle(body: Readable, idleMs: number, handlers: BodyIdleHandlers): void {
   if (body.readableEnded || body.destroyed) return;
@@ -58,7 +63,7 @@ export function watchBodyIdle(body: Readable, idleMs: number, handlers: BodyIdle
     }
     stop();
     handlers.onIdle(bodyIdleError(idleMs));
-    setTimeout(() => handlers.release(), RELEASE_AFTER_MS).unref();
+    releaseLater(handlers.release);
   };
   const stop = () => {
     if (done) return;

@@ -37,17 +37,11 @@ export class CallRegistry {
 
   /** A new call; a `longLived` one is ended by the drain. Opened during shutdown, it starts aborted. */
   open(longLived: boolean): Call {
-    const controller = new AbortController();
-    if (this.#cutOff !== undefined) controller.abort(this.#cutOff);
-    else if (longLived && this.#drain.signal.aborted) controller.abort(new ServerDrainingError());
-    this.#calls.set(controller, longLived);
-    return {
-      signal: controller.signal,
-      abort: (reason) => controller.abort(reason),
-      close: () => {
-        this.#calls.delete(controller);
-      },
-    };
+    const call = new RegisteredCall(this.#calls);
+    if (this.#cutOff !== undefined) call.abort(this.#cutOff);
+    else if (longLived && this.#drain.signal.aborted) call.abort(new ServerDrainingError());
+    this.#calls.set(call.controller, longLived);
+    return call;
   }
 
   /** The server starts to shut down: long-lived calls end now, the others may finish. */
@@ -63,6 +57,28 @@ export class CallRegistry {
   cutOff(): void {
     this.#cutOff ??= new ConnectError("the server is shutting down", Code.Unavailable);
     for (const controller of this.#calls.keys()) controller.abort(this.#cutOff);
+  }
+}
+
+/** One call: its own controller, in the registry until closed. A class: thousands are open at once. */
+class RegisteredCall implements Call {
+  readonly controller = new AbortController();
+  readonly #calls: Map<AbortController, boolean>;
+
+  constructor(calls: Map<AbortController, boolean>) {
+    this.#calls = calls;
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    this.controller.abort(reason);
+  }
+
+  close(): void {
+    this.#calls.delete(this.controller);
   }
 }
 

@@ -31,7 +31,7 @@ import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from
 import type { Logger } from "../log.ts";
 import { METHOD_TRAITS } from "../rpc/fast-methods.ts";
 import type { ServedService } from "../rpc/routes.ts";
-import { abortable, isByteStream } from "./abortable-body.ts";
+import { abortable, isByteStream, type ReadIdle } from "./abortable-body.ts";
 import type { Call } from "./call-registry.ts";
 import type { NodeRequest, NodeResponse } from "./listener.ts";
 import { pathOf, requestHeaders } from "./request-parts.ts";
@@ -71,10 +71,15 @@ export interface RpcFront {
   route(path: string): { longLived: boolean } | undefined;
   /** Whether a bare HTTP/2 stream for `path` is served by `serveStream` (no request/response objects). */
   takesStream(path: string): boolean;
-  /** Serves an RPC request; resolves once the response is done. */
-  serve(req: NodeRequest, res: NodeResponse, call: Call): Promise<void>;
+  /** Serves an RPC request; resolves once the response is done. `idle`: the body idle timeout. */
+  serve(req: NodeRequest, res: NodeResponse, call: Call, idle: ReadIdle): Promise<void>;
   /** Serves an RPC on a bare HTTP/2 stream (see takesStream); resolves once the stream's response is done. */
-  serveStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, call: Call): Promise<void>;
+  serveStream(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    call: Call,
+    idle: ReadIdle,
+  ): Promise<void>;
 }
 
 export function createRpcFront(opts: RpcFrontOptions): RpcFront {
@@ -121,30 +126,38 @@ export function createRpcFront(opts: RpcFrontOptions): RpcFront {
     });
   }
 
-  /** Runs one call on its route; a failure ends that call only. */
-  const run = async (
+  /** Runs one call on its route; resolves once it is answered. A failure ends that call only. */
+  const run = (
     route: Route,
     req: UniversalServerRequest,
+    idle: ReadIdle,
     open: ResponseOpener,
     node?: NodeResponse,
   ) => {
     normalizeTimeoutHeaders(req.header);
-    const body = isByteStream(req.body) ? abortable(req.body, req.signal) : req.body;
+    const body = isByteStream(req.body) ? abortable(req.body, req.signal, idle) : req.body;
     const uReq: UniversalServerRequest = { ...req, body };
-    try {
-      if (route.stream !== undefined) {
-        const refused = await route.stream(uReq, open);
-        if (refused !== undefined) open("connect", new Headers()).refuse(refused);
-        return;
-      }
-      if (node !== undefined) await universalResponseToNodeResponse(await route.handler(uReq), node);
-    } catch (err) {
+    const failed = (err: unknown) => {
       // The client went away or reset the stream: nothing left to answer.
       if (ConnectError.from(err).code !== Code.Aborted) {
         logger.error("RPC failed", { rpc: route.procedure, error: err });
       }
       if (node !== undefined && !node.writableEnded) node.destroy();
-    }
+    };
+    // Not an async function: a WatchLock call lasts as long as its client watches, and nothing
+    // should stay suspended for it meanwhile.
+    const running =
+      route.stream !== undefined
+        ? route.stream(uReq, open).then((refused) => {
+            if (refused !== undefined) open("connect", new Headers()).refuse(refused);
+          }, failed)
+        : node === undefined
+          ? Promise.resolve()
+          : route
+              .handler(uReq)
+              .then((res) => universalResponseToNodeResponse(res, node))
+              .catch(failed);
+    return running;
   };
 
   return {
@@ -157,7 +170,7 @@ export function createRpcFront(opts: RpcFrontOptions): RpcFront {
       return routes.get(path)?.stream !== undefined;
     },
 
-    async serve(req, res, call) {
+    async serve(req, res, call, idle) {
       const route = routes.get(pathOf(req.url));
       if (route === undefined) {
         res.statusCode = 404;
@@ -175,10 +188,10 @@ export function createRpcFront(opts: RpcFrontOptions): RpcFront {
         return;
       }
       const open: ResponseOpener = (protocol, header) => StreamResponse.onResponse(res, protocol, header);
-      await run(route, { ...uReq, signal: call.signal }, open, res);
+      return run(route, { ...uReq, signal: call.signal }, idle, open, res);
     },
 
-    async serveStream(stream, headers, call) {
+    async serveStream(stream, headers, call, idle) {
       const route = routes.get(pathOf(headers[":path"]));
       if (route === undefined) return;
       const authority = headers[":authority"] ?? headers.host;
@@ -197,7 +210,7 @@ export function createRpcFront(opts: RpcFrontOptions): RpcFront {
         signal: call.signal,
         contextValues: contextValues(stream.session?.socket?.remoteAddress),
       };
-      await run(route, req, (protocol, header) => StreamResponse.onStream(stream, protocol, header));
+      return run(route, req, idle, (protocol, header) => StreamResponse.onStream(stream, protocol, header));
     },
   };
 }

@@ -15,7 +15,13 @@ import { Readiness } from "../rpc/readiness.ts";
 import { PUBLIC_SERVICES, rpcServices } from "../rpc/routes.ts";
 import { rpcTelemetry, telemetryInterceptor } from "../rpc/telemetry-interceptor.ts";
 import { type Authenticator, type AuthRequest, allowAll } from "./auth.ts";
-import { DEFAULT_BODY_IDLE_TIMEOUT_MS, resetStalledStream, watchBodyIdle } from "./body-idle.ts";
+import {
+  bodyIdleError,
+  DEFAULT_BODY_IDLE_TIMEOUT_MS,
+  releaseLater,
+  resetStalledStream,
+  watchBodyIdle,
+} from "./body-idle.ts";
 import { type Call, CallRegistry, clientGone } from "./call-registry.ts";
 import { COMPRESS_MIN_BYTES, SERVER_COMPRESSIONS } from "./compression.ts";
 import { ConnectionTracker } from "./connections.ts";
@@ -160,37 +166,44 @@ export function createServer(opts: ServerOptions): TfstateServer {
   });
 
   /**
-   * A call of the registry for one request, aborted when its client goes away or its body stalls
-   * (`onStall` answers what the protocol needs first). Closed when `run` settles.
+   * A call of the registry for one request, aborted when its client goes away; closed when `run`
+   * settles. Not an async function: nothing stays suspended for the hours a watch may last.
    */
-  const withCall = async (
+  const withCall = (
     longLived: boolean,
     body: NodeRequest | ServerHttp2Stream,
     closed: { once(event: "close", fn: () => void): unknown; readonly writableFinished: boolean },
-    onStall: (err: Error) => void,
-    release: () => void,
     run: (call: Call) => Promise<void>,
-  ) => {
+  ): Promise<void> => {
     const call = calls.open(longLived);
+    // A bare stream closes once, and its call has answered by then or never will; a Node response
+    // that closes after it finished is the normal end.
+    const bare = body === closed;
     closed.once("close", () => {
-      if (!closed.writableFinished) call.abort(clientGone());
+      if (bare || !closed.writableFinished) call.abort(clientGone());
     });
     // A body cut short by the client (a reset stream; HTTP/2's compatibility layer then ends the
     // request as if it were complete) must never read as a whole one: the call is aborted first.
-    body.once("aborted", () => call.abort(clientGone()));
-    watchBodyIdle(body, bodyIdleMs, {
-      onIdle: (err) => {
-        logger.info("request body stalled: ending the request", { idleMs: bodyIdleMs });
-        onStall(err);
-        call.abort(err);
-      },
-      release,
-    });
+    // A bare stream's own "close" says as much.
+    if (!bare) body.once("aborted", () => call.abort(clientGone()));
+    let running: Promise<void>;
     try {
-      await run(call);
-    } finally {
-      call.close();
+      running = run(call);
+    } catch (err) {
+      running = Promise.reject(err);
     }
+    return running.finally(() => call.close());
+  };
+
+  /**
+   * An RPC body that stops arriving while the call waits for it (abortable-body.ts times each read)
+   * ends the call; `release` frees what the rest of the body holds a moment later.
+   */
+  const onStall = (call: Call, beforeAbort: () => void, release: () => void) => () => {
+    logger.info("request body stalled: ending the request", { idleMs: bodyIdleMs });
+    beforeAbort();
+    call.abort(bodyIdleError(bodyIdleMs));
+    releaseLater(release);
   };
 
   const dispatch = async (req: NodeRequest, res: NodeResponse, path: string) => {
@@ -214,18 +227,23 @@ export function createServer(opts: ServerOptions): TfstateServer {
     };
     const route = routes.find((r) => matches(r.prefix, path));
     if (route) {
-      // Routes speak plain HTTP: a stalled body is answered here, 408, whatever the route was doing.
-      const onStall = (err: Error) => {
-        noReuse();
-        answerIdle(res, err);
-      };
-      await withCall(false, req, res, onStall, release, (call) =>
-        route.handle(req, res, {
+      await withCall(false, req, res, (call) => {
+        // Routes speak plain HTTP: a stalled body is answered here, 408, whatever the route was doing.
+        watchBodyIdle(req, bodyIdleMs, {
+          onIdle: (err) => {
+            logger.info("request body stalled: ending the request", { idleMs: bodyIdleMs });
+            noReuse();
+            answerIdle(res, err);
+            call.abort(err);
+          },
+          release,
+        });
+        return route.handle(req, res, {
           authenticate: () => authenticate(authRequest(req, path, secure)),
           signal: call.signal,
           logger,
-        }),
-      );
+        });
+      });
       return;
     }
     const method = rpc.route(path);
@@ -234,7 +252,9 @@ export function createServer(opts: ServerOptions): TfstateServer {
       res.end();
       return;
     }
-    await withCall(method.longLived, req, res, noReuse, release, (call) => rpc.serve(req, res, call));
+    await withCall(method.longLived, req, res, (call) =>
+      rpc.serve(req, res, call, { ms: bodyIdleMs, onIdle: onStall(call, noReuse, release) }),
+    );
   };
 
   /** Serves one request; whatever fails in it ends that request only, never the process. */
@@ -251,13 +271,15 @@ export function createServer(opts: ServerOptions): TfstateServer {
     const path = pathOf(headers[":path"]);
     if (!rpc.takesStream(path)) return false;
     const longLived = rpc.route(path)?.longLived ?? false;
-    withCall(
-      longLived,
-      stream,
-      stream,
-      () => {},
-      () => resetStalledStream(stream),
-      (call) => rpc.serveStream(stream, headers, call),
+    withCall(longLived, stream, stream, (call) =>
+      rpc.serveStream(stream, headers, call, {
+        ms: bodyIdleMs,
+        onIdle: onStall(
+          call,
+          () => {},
+          () => resetStalledStream(stream),
+        ),
+      }),
     ).catch((err: unknown) => {
       logger.error("request failed", { path, error: err });
       stream.destroy();

@@ -30,6 +30,7 @@ interface Sink {
   head(headers: OutgoingHttpHeaders, waitForTrailers: boolean, endStream: boolean): void;
   write(bytes: Uint8Array): boolean;
   once(event: "drain" | "close", listener: () => void): void;
+  off(event: "drain" | "close", listener: () => void): void;
   end(bytes: Uint8Array | undefined, trailers: OutgoingHttpHeaders | undefined): void;
 }
 
@@ -37,7 +38,8 @@ interface Sink {
 export class StreamResponse {
   readonly #sink: Sink;
   readonly #protocol: StreamProtocol;
-  readonly #header: Headers;
+  /** The response headers, until they are sent. */
+  #header: Headers | undefined;
   #started = false;
   #ended = false;
 
@@ -48,11 +50,11 @@ export class StreamResponse {
   }
 
   static onStream(stream: ServerHttp2Stream, protocol: StreamProtocol, header: Headers): StreamResponse {
-    return new StreamResponse(bareStream(stream), protocol, header);
+    return new StreamResponse(new BareStream(stream), protocol, header);
   }
 
   static onResponse(res: NodeResponse, protocol: StreamProtocol, header: Headers): StreamResponse {
-    return new StreamResponse(nodeResponse(res), protocol, header);
+    return new StreamResponse(new NodeResponseSink(res), protocol, header);
   }
 
   get connection(): object {
@@ -61,10 +63,6 @@ export class StreamResponse {
 
   get gone(): boolean {
     return this.#sink.gone;
-  }
-
-  onClose(listener: () => void): void {
-    this.#sink.once("close", listener);
   }
 
   /** Sends the headers now (before any frame); later writes and the end follow them. */
@@ -89,9 +87,19 @@ export class StreamResponse {
     return this.#sink.write(frame);
   }
 
-  /** Calls `listener` once the stream takes writes again (not when it closes instead). */
+  /**
+   * Calls `listener` once, when the stream takes writes again or closes: whoever waits for the
+   * one learns of the other (a client that leaves while the writer waits must not strand it).
+   */
   onDrain(listener: () => void): void {
-    this.#sink.once("drain", listener);
+    const sink = this.#sink;
+    const done = () => {
+      sink.off("drain", done);
+      sink.off("close", done);
+      listener();
+    };
+    sink.once("drain", done);
+    sink.once("close", done);
   }
 
   /** Ends the response: successfully, or with the error, with `trailers`, in the protocol's form. Once. */
@@ -125,54 +133,99 @@ export class StreamResponse {
   }
 
   #headers(): OutgoingHttpHeaders {
-    return { ":status": 200, ...headersObject(this.#header) };
+    const headers: OutgoingHttpHeaders = { ":status": 200, ...headersObject(this.#header ?? new Headers()) };
+    this.#header = undefined;
+    return headers;
   }
 }
 
-function bareStream(stream: ServerHttp2Stream): Sink {
-  // A reset stream reports an error; "close" has it covered.
-  stream.on("error", () => {});
-  let trailers: OutgoingHttpHeaders = {};
-  return {
-    get gone() {
-      return stream.destroyed || stream.closed;
-    },
-    connection: stream.session ?? stream,
-    head(headers, waitForTrailers, endStream) {
-      if (waitForTrailers) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-      stream.respond(headers, { waitForTrailers, endStream });
-    },
-    write: (bytes) => stream.write(bytes),
-    once: (event, listener) => stream.once(event, listener),
-    end(bytes, t) {
-      if (t !== undefined) trailers = t;
-      if (bytes === undefined) stream.end();
-      else stream.end(bytes);
-    },
-  };
+/** A bare HTTP/2 stream. Classes rather than closures: thousands are open at once. */
+class BareStream implements Sink {
+  readonly #stream: ServerHttp2Stream;
+  #trailers: OutgoingHttpHeaders = {};
+
+  constructor(stream: ServerHttp2Stream) {
+    this.#stream = stream;
+    // A reset stream reports an error; "close" has it covered.
+    stream.on("error", ignore);
+  }
+
+  get gone(): boolean {
+    return this.#stream.destroyed || this.#stream.closed;
+  }
+
+  get connection(): object {
+    return this.#stream.session ?? this.#stream;
+  }
+
+  head(headers: OutgoingHttpHeaders, waitForTrailers: boolean, endStream: boolean): void {
+    if (waitForTrailers) this.#stream.once("wantTrailers", this.#sendTrailers);
+    this.#stream.respond(headers, { waitForTrailers, endStream });
+  }
+
+  readonly #sendTrailers = (): void => this.#stream.sendTrailers(this.#trailers);
+
+  write(bytes: Uint8Array): boolean {
+    return this.#stream.write(bytes);
+  }
+
+  once(event: "drain" | "close", listener: () => void): void {
+    this.#stream.once(event, listener);
+  }
+
+  off(event: "drain" | "close", listener: () => void): void {
+    this.#stream.off(event, listener);
+  }
+
+  end(bytes: Uint8Array | undefined, trailers: OutgoingHttpHeaders | undefined): void {
+    if (trailers !== undefined) this.#trailers = trailers;
+    if (bytes === undefined) this.#stream.end();
+    else this.#stream.end(bytes);
+  }
 }
 
-function nodeResponse(res: NodeResponse): Sink {
-  const r = res as ServerResponse;
-  return {
-    get gone() {
-      return res.destroyed || res.writableEnded;
-    },
-    connection: (res as Http2ServerResponse).stream?.session ?? res.socket ?? res,
-    head(headers, _waitForTrailers, endStream) {
-      const { ":status": status, ...rest } = headers;
-      r.writeHead(Number(status), rest as Record<string, string>);
-      if (endStream) r.end();
-    },
-    write: (bytes) => r.write(bytes),
-    once: (event, listener) => void r.once(event, listener),
-    end(bytes, trailers) {
-      if (trailers !== undefined) r.addTrailers(trailers as Record<string, string>);
-      if (bytes === undefined) r.end();
-      else r.end(bytes);
-    },
-  };
+/** A Node response: HTTP/1.1, or HTTP/2 through Node's compatibility layer. */
+class NodeResponseSink implements Sink {
+  readonly #res: ServerResponse;
+
+  constructor(res: NodeResponse) {
+    this.#res = res as ServerResponse;
+  }
+
+  get gone(): boolean {
+    return this.#res.destroyed || this.#res.writableEnded;
+  }
+
+  get connection(): object {
+    return (this.#res as unknown as Http2ServerResponse).stream?.session ?? this.#res.socket ?? this.#res;
+  }
+
+  head(headers: OutgoingHttpHeaders, _waitForTrailers: boolean, endStream: boolean): void {
+    const { ":status": status, ...rest } = headers;
+    this.#res.writeHead(Number(status), rest as Record<string, string>);
+    if (endStream) this.#res.end();
+  }
+
+  write(bytes: Uint8Array): boolean {
+    return this.#res.write(bytes);
+  }
+
+  once(event: "drain" | "close", listener: () => void): void {
+    this.#res.once(event, listener);
+  }
+
+  off(event: "drain" | "close", listener: () => void): void {
+    this.#res.off(event, listener);
+  }
+
+  end(bytes: Uint8Array | undefined, trailers: OutgoingHttpHeaders | undefined): void {
+    if (trailers !== undefined) this.#res.addTrailers(trailers as Record<string, string>);
+    if (bytes === undefined) this.#res.end();
+    else this.#res.end(bytes);
+  }
 }
+
+function ignore(): void {}
 
 /** Headers as Node takes them for a response or trailers. */
 export function headersObject(headers: Headers): OutgoingHttpHeaders {

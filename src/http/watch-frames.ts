@@ -109,12 +109,8 @@ class WatchPump {
     this.#reject = reject;
   }
 
+  /** Runs until the watch ends: the call's signal ends it when the client leaves (see onDrain too). */
   start(): void {
-    // A client that leaves while the pump waits for "drain" would leave it waiting for good.
-    this.#res.onClose(() => {
-      this.#watch.close();
-      this.#resolve();
-    });
     this.#pump();
   }
 

@@ -144,14 +144,20 @@ async function* mapRequestStreamErrors<T>(
   }
 }
 
-async function* mapStreamErrors<T>(
-  source: AsyncIterable<T>,
-  logger: Logger,
-  procedure: string,
-): AsyncIterable<T> {
-  try {
-    yield* source;
-  } catch (err) {
+/** A response stream whose failure is mapped; a plain iterator, as it wraps every open stream. */
+function mapStreamErrors<T>(source: AsyncIterable<T>, logger: Logger, procedure: string): AsyncIterable<T> {
+  const map = (err: unknown): never => {
     throw toConnectError(err, logger, procedure);
-  }
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      const it = source[Symbol.asyncIterator]();
+      return {
+        next: () => it.next().catch(map),
+        return: (value?: unknown) =>
+          it.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
+        throw: (err?: unknown) => it.throw?.(err) ?? Promise.reject(err),
+      };
+    },
+  };
 }

@@ -12,7 +12,6 @@ import {
   LockState,
   type StateService,
   type UploadStateRequest,
-  type WatchLockResponse,
 } from "../gen/tfstate/v1/state_service_pb.ts";
 import { callOptions } from "./call-options.ts";
 import {
@@ -24,13 +23,13 @@ import {
   stateVersionToProto,
 } from "./convert.ts";
 import { type RpcDeps, versionArg, workspaceArg } from "./deps.ts";
-import { stateBodyKey, watchSinkKey } from "./fast-methods.ts";
+import { stateBodyKey } from "./fast-methods.ts";
 import { getStateAnswer } from "./get-state.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
 import { rechunk, slices } from "./rechunk.ts";
 import { checkUnaryState, STREAM_CHUNK_BYTES, StateSizeError, unaryStateLimit } from "./size-limits.ts";
 import { UploadBody } from "./upload-body.ts";
-import { openWatch, watchEnd, watchMessage } from "./watch-lock.ts";
+import { watchResponses } from "./watch-lock.ts";
 
 type DownloadMessage = MessageInitShape<typeof DownloadStateResponseSchema>;
 
@@ -111,7 +110,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     },
 
     watchLock(req, ctx) {
-      return watchResponses(deps, req.workspace, ctx);
+      return watchResponses(coordinator, req.workspace, ctx);
     },
 
     async listVersions(req, ctx) {
@@ -230,25 +229,4 @@ function checkMd5(expected: Uint8Array, data: Uint8Array): void {
 
 function checksum(size: number, md5: Uint8Array): DownloadMessage {
   return { payload: { case: "checksum", value: { sizeBytes: BigInt(size), md5 } } };
-}
-
-/**
- * A WatchLock stream's responses: the edge's shared frame writer sends the events when it is there
- * (see fast-methods.ts), else they are yielded one message each. Either way the stream ends with
- * the reason its watch ended (watchEnd), never quietly while the client still listens.
- */
-async function* watchResponses(
-  deps: RpcDeps,
-  requested: string,
-  ctx: HandlerContext,
-): AsyncGenerator<WatchLockResponse> {
-  const watch = openWatch(deps.coordinator, requested, ctx.signal);
-  try {
-    const sink = ctx.values.get(watchSinkKey);
-    if (sink !== undefined) await sink.pump(watch, requested);
-    else for await (const event of watch) yield watchMessage(event, requested);
-  } finally {
-    watch.close();
-  }
-  throw watchEnd(watch, ctx.signal);
 }

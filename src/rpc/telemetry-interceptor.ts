@@ -99,7 +99,8 @@ export function telemetryInterceptor(telemetry: RpcTelemetry): Interceptor {
     const call = telemetry.start(req.service.typeName, req.method.name, req.header);
     const finish = (err: unknown) => call.finish(err);
     try {
-      const res = await context.with(call.context, () => next(req));
+      // No closure over `req`: a stream's span outlives this call, and with it what closures here keep.
+      const res = await context.with(call.context, next, undefined, req);
       if (!res.stream) {
         finish(undefined);
         return res;

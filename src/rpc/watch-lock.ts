@@ -4,6 +4,7 @@
  */
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext } from "@connectrpc/connect";
 import type { Coordinator, LockEvent, LockWatch } from "../coordinator/types.ts";
 import {
   LockEventKind,
@@ -13,7 +14,7 @@ import {
 import { lockInfoToProto } from "./convert.ts";
 import { workspaceArg } from "./deps.ts";
 import { envelope } from "./envelope.ts";
-import { ServerDrainingError } from "./fast-methods.ts";
+import { ServerDrainingError, watchSinkKey } from "./fast-methods.ts";
 
 /** How a stream's messages are encoded, from its content type. */
 export type WatchCodec = "proto" | "json";
@@ -25,6 +26,53 @@ export type WatchCodec = "proto" | "json";
  */
 export function openWatch(coordinator: Coordinator, requested: string, signal?: AbortSignal): LockWatch {
   return coordinator.watchLock(requested === "" ? undefined : workspaceArg(requested), signal);
+}
+
+/**
+ * A WatchLock stream's responses. With the edge's shared frame writer there (fast-methods.ts), the
+ * writer sends the events and the stream is a plain object that settles when the watch ends: no
+ * generator, as thousands are open at once. Without it, one message per event. Either way the
+ * stream ends with the reason its watch ended (watchEnd), never quietly while the client listens.
+ */
+export function watchResponses(
+  coordinator: Coordinator,
+  requested: string,
+  ctx: HandlerContext,
+): AsyncIterable<WatchLockResponse> {
+  const { signal } = ctx;
+  const watch = openWatch(coordinator, requested, signal);
+  const sink = ctx.values.get(watchSinkKey);
+  if (sink === undefined) return eachEvent(watch, requested, signal);
+  const ended = (): Promise<IteratorResult<WatchLockResponse>> => {
+    watch.close();
+    return Promise.reject(watchEnd(watch, signal));
+  };
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: () =>
+        sink.pump(watch, requested).then(ended, (err: unknown) => {
+          watch.close();
+          throw err;
+        }),
+      return: async () => {
+        watch.close();
+        return { done: true, value: undefined };
+      },
+    }),
+  };
+}
+
+async function* eachEvent(
+  watch: LockWatch,
+  requested: string,
+  signal: AbortSignal,
+): AsyncGenerator<WatchLockResponse> {
+  try {
+    for await (const event of watch) yield watchMessage(event, requested);
+  } finally {
+    watch.close();
+  }
+  throw watchEnd(watch, signal);
 }
 
 /**
