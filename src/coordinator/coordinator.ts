@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
+import type { CallOptions } from "../call-options.ts";
 import { mapLimit } from "../concurrency.ts";
 import { InvalidArgumentError, NotFoundError, UnavailableError } from "../errors.ts";
 import { type Logger, noopLogger } from "../log.ts";
-import type { CallOptions } from "../oci/target.ts";
 import { ensureDefaultWorkspace } from "../oras/default-workspace.ts";
 import {
   type Backend,

@@ -1,5 +1,5 @@
+import type { CallOptions } from "../call-options.ts";
 import { UnavailableError } from "../errors.ts";
-import type { CallOptions } from "../oci/target.ts";
 import type { LockInfo, StateManager } from "../oras/index.ts";
 import { type KnownLock, knownFromStatus } from "./lock-tracker.ts";
 

@@ -1,6 +1,6 @@
+import type { CallOptions } from "../call-options.ts";
 import { CanceledError, InvalidArgumentError, type UnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { CallOptions } from "../oci/target.ts";
 import { type Backend, emptyLockInfo, LockError, type LockInfo } from "../oras/index.ts";
 import { heldError } from "./fencing.ts";
 import { HoldTimes } from "./hold-times.ts";

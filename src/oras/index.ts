@@ -3,7 +3,15 @@
  * ghoten-oras-backend (docs/oras-wire-format.md).
  */
 export { type Backend, createBackend, LAYOUT_PREFIX } from "./backend.ts";
-export type { BackendConfig, Credential, CredentialFunc, RetryConfig } from "./config.ts";
+export type {
+  BackendConfig,
+  CoreSettings,
+  Credential,
+  CredentialFunc,
+  RepositorySettings,
+  RetryConfig,
+  TargetSettings,
+} from "./config.ts";
 export { LockError } from "./lock-error.ts";
 export { emptyLockInfo, type LockInfo, lockInfoFromGoJson, lockInfoToGoJson } from "./lock-info.ts";
 export type { HeldLockStatus, LockStatus, UnlockOptions } from "./locking.ts";

@@ -1,6 +1,6 @@
+import type { CallOptions } from "../call-options.ts";
 import { InvalidArgumentError, NotFoundError, UnavailableError, UnimplementedError } from "../errors.ts";
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
-import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import { msToUnixNano, unixNanoToMs } from "./go-time.ts";
 import { LockError } from "./lock-error.ts";

@@ -1,7 +1,7 @@
+import type { CallOptions } from "../call-options.ts";
 import { mapLimit } from "../concurrency.ts";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError, withContext } from "../errors.ts";
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
-import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import { LockError } from "./lock-error.ts";
 import { readLock } from "./locking.ts";

@@ -4,9 +4,9 @@
  * same errors, the same response, however the call came in.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { CallOptions } from "../call-options.ts";
 import { NotFoundError } from "../errors.ts";
 import type { GetStateRequest, GetStateResponseSchema } from "../gen/tfstate/v1/state_service_pb.ts";
-import type { CallOptions } from "../oci/target.ts";
 import { metadataFromPayload, notModifiedMetadata } from "./convert.ts";
 import { type RpcDeps, workspaceArg } from "./deps.ts";
 import { checkUnaryState } from "./size-limits.ts";
