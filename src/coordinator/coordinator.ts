@@ -12,7 +12,6 @@ import {
   type PreparedState,
   type PutResult,
   type StateManager,
-  validateWorkspaceName,
 } from "../oras/index.ts";
 import { assertWriteAllowed } from "./fencing.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
@@ -128,6 +127,12 @@ class ServiceCoordinator implements Coordinator {
     return p;
   }
 
+  /**
+   * The workspace's state manager. Getting it is where a name enters the coordinator: the core
+   * refuses a bad name here (InvalidArgumentError naming the rule), before any queue turn or
+   * registry request, and checks each name only once (it keeps the managers). Every entry point
+   * that takes a name calls it first; nothing else checks names.
+   */
   #mgr(ws: string): StateManager {
     return this.#backend.stateMgr(ws);
   }
@@ -189,7 +194,6 @@ class ServiceCoordinator implements Coordinator {
     prepare: (mgr: StateManager, o: CallOptions) => Promise<PreparedState>,
   ): Promise<PutResult> {
     return this.#run(async () => {
-      validateWorkspaceName(ws);
       const prepared = await prepare(this.#mgr(ws), callOptions(opts));
       return this.#inTurn(ws, opts, (mgr, o) => mgr.commit(prepared, o));
     });
@@ -202,7 +206,7 @@ class ServiceCoordinator implements Coordinator {
     write: (mgr: StateManager, o: CallOptions) => Promise<T>,
   ): Promise<T> {
     return this.#run(() => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       return this.#inTurn(ws, opts, write);
     });
   }
@@ -244,7 +248,7 @@ class ServiceCoordinator implements Coordinator {
 
   lock(ws: string, info: LockInfo, opts?: LockOptions): Promise<LockResult> {
     return this.#run(() => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       const full: LockInfo = {
         ...emptyLockInfo(),
         ...info,
@@ -257,7 +261,7 @@ class ServiceCoordinator implements Coordinator {
 
   unlock(ws: string, id: string, opts?: UnlockOptions): Promise<LockInfo | null> {
     return this.#run(() => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       return this.#locks.unlock(ws, id, opts);
     });
   }
@@ -275,7 +279,7 @@ class ServiceCoordinator implements Coordinator {
   }
 
   watchLock(ws: string | undefined, signal?: AbortSignal): LockWatch {
-    if (ws !== undefined) validateWorkspaceName(ws);
+    if (ws !== undefined) this.#mgr(ws);
     const release: (() => void)[] = [];
     const stream = new WatchStream(ws, this.#bufferSize, (s) => {
       this.#hub.remove(s);
@@ -329,7 +333,7 @@ class ServiceCoordinator implements Coordinator {
 
   describeWorkspaces(names: readonly string[], opts?: CallOptions): Promise<WorkspaceSummary[]> {
     return this.#run(() => {
-      for (const n of names) validateWorkspaceName(n);
+      for (const n of names) this.#mgr(n);
       return mapLimit(names, this.#parallelism, (n) => this.#describe(n, opts));
     });
   }
@@ -343,7 +347,7 @@ class ServiceCoordinator implements Coordinator {
 
   getWorkspace(ws: string, opts?: CallOptions): Promise<WorkspaceSummary> {
     return this.#run(async () => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       const summary = await this.#describe(ws, opts);
       if (!summary.exists) throw new NotFoundError(`workspace ${JSON.stringify(ws)} does not exist`);
       return summary;
@@ -363,7 +367,7 @@ class ServiceCoordinator implements Coordinator {
 
   createWorkspace(ws: string, opts?: CallOptions): Promise<WorkspaceSummary> {
     return this.#run(async () => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       await this.#queue.run(ws, () => this.#backend.createWorkspace(ws, callOptions(opts)), {
         ...callOptions(opts),
         what: `creating workspace ${JSON.stringify(ws)}`,
@@ -374,7 +378,7 @@ class ServiceCoordinator implements Coordinator {
 
   deleteWorkspace(ws: string, opts?: DeleteWorkspaceOptions): Promise<void> {
     return this.#run(() => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       if (ws === DEFAULT_WORKSPACE)
         throw new InvalidArgumentError('the "default" workspace cannot be deleted');
       return this.#queue.run(

@@ -1,8 +1,15 @@
 import type { CallOptions } from "../call-options.ts";
 import { CanceledError, InvalidArgumentError, type UnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type Backend, emptyLockInfo, LockError, type LockInfo } from "../oras/index.ts";
-import { heldError } from "./fencing.ts";
+import {
+  type Backend,
+  emptyLockInfo,
+  holderName,
+  LockError,
+  type LockInfo,
+  lockHeldError,
+  lockIdMismatchError,
+} from "../oras/index.ts";
 import { HoldTimes } from "./hold-times.ts";
 import type { KeyedQueue } from "./keyed-queue.ts";
 import { type Call, Line, type Ticket } from "./lock-line.ts";
@@ -52,7 +59,7 @@ function reservedError(t: Ticket, now: number): LockError {
   const due = Math.max(0, t.expiresAt - now);
   return new LockError(
     `workspace ${JSON.stringify(t.workspace)} is held for the next caller in line, ` +
-      `${t.info.who || "an unknown holder"} (lock ID ${t.id}), for up to ${due} ms more`,
+      `${holderName(t.info)}, for up to ${due} ms more`,
     t.info,
   );
 }
@@ -170,11 +177,7 @@ export class LockService {
         const known = await this.verify(ws, call);
         if (known.state === "unlocked") return null;
         if (!force && known.info.id !== id) {
-          throw new LockError(
-            `lock ID mismatch: workspace ${JSON.stringify(ws)} is locked with ID ${known.info.id}, not ${id}`,
-            known.info,
-            { generation: known.generation },
-          );
+          throw lockIdMismatchError(ws, known, id);
         }
         await releaseLock(backend.stateMgr(ws), known.info.id, force, known.digest);
         tracker.observe(ws, UNLOCKED);
@@ -226,7 +229,7 @@ export class LockService {
       if (known.state === "locked") {
         if (isOwnLease(known, info.id)) renewing = known.info;
         else if (!known.corrupt && known.info.id === info.id) return resultOf(known);
-        else if (!this.#mayBeStale(known)) throw heldError(ws, known);
+        else if (!this.#mayBeStale(known)) throw this.#heldError(ws, known);
       }
     }
     let held: KnownLock & { state: "locked" };
@@ -263,6 +266,10 @@ export class LockService {
     const kept = this.#lines.get(ws)?.byId.get(info.id);
     if (kept !== undefined && kept.call === null) this.#drop(kept);
     return resultOf(held);
+  }
+
+  #heldError(ws: string, known: KnownLock & { state: "locked" }, suffix = ""): LockError {
+    return lockHeldError(ws, this.#d.backend.stateMgr(ws).tags.locked, known, suffix);
   }
 
   #mayBeStale(known: KnownLock & { state: "locked" }): boolean {
@@ -454,7 +461,7 @@ export class LockService {
     const ws = t.workspace;
     const known = this.#d.tracker.get(ws);
     const suffix = ` after waiting ${Date.now() - call.startedAt} ms`;
-    if (known?.state === "locked") return heldError(ws, known, suffix);
+    if (known?.state === "locked") return this.#heldError(ws, known, suffix);
     const reserved = this.#lines.get(ws)?.reserved;
     // Never an empty holder: OpenTofu retries a refusal only when it names a holder's ID.
     const holder = reserved && reserved !== t ? reserved.info : (t.lastError?.holder ?? emptyLockInfo());

@@ -50,20 +50,24 @@ export function createBackend(config: BackendConfig): Backend {
   const target = storageTarget(config);
   const ctx = new CoreContext(target, cfg, logger);
   const managers = new Map<string, StateManager>();
+  /** A workspace's manager: its name is checked (and its tags derived) once, here, on first use. */
+  const stateMgr = (workspace: string): StateManager => {
+    let m = managers.get(workspace);
+    if (!m) {
+      m = new StateManager(ctx, workspace);
+      managers.set(workspace, m);
+    }
+    return m;
+  };
   return {
     target,
     workspaces: (opts) => listWorkspaces(ctx, opts),
-    createWorkspace: (name, opts) => createWorkspace(ctx, name, opts),
-    deleteWorkspace: (name, force = false, opts) => deleteWorkspace(ctx, name, force, opts),
-    describeWorkspace: (name, opts) => describeWorkspace(ctx, name, opts),
-    stateMgr(workspace) {
-      let m = managers.get(workspace);
-      if (!m) {
-        m = new StateManager(ctx, workspace);
-        managers.set(workspace, m);
-      }
-      return m;
-    },
+    // async: a bad name is a rejection here, as every other failure of these calls.
+    createWorkspace: async (name, opts) => createWorkspace(ctx, stateMgr(name).tags, opts),
+    deleteWorkspace: async (name, force = false, opts) =>
+      deleteWorkspace(ctx, stateMgr(name).tags, force, opts),
+    describeWorkspace: async (name, opts) => describeWorkspace(ctx, stateMgr(name).tags, opts),
+    stateMgr,
     waitForRetention: () => waitForRetention(ctx),
     async close() {
       await waitForRetention(ctx);

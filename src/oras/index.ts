@@ -12,7 +12,13 @@ export type {
   RetryConfig,
   TargetSettings,
 } from "./config.ts";
-export { LockError } from "./lock-error.ts";
+export {
+  holderName,
+  LockError,
+  type LockHolder,
+  lockHeldError,
+  lockIdMismatchError,
+} from "./lock-error.ts";
 export { emptyLockInfo, type LockInfo, lockInfoFromGoJson, lockInfoToGoJson } from "./lock-info.ts";
 export type { HeldLockStatus, LockStatus, UnlockOptions } from "./locking.ts";
 export type { StateHead, StateManager, StateReader } from "./state-manager.ts";

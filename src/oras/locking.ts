@@ -3,7 +3,7 @@ import { InvalidArgumentError, NotFoundError, UnavailableError, UnimplementedErr
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
 import type { CoreContext } from "./core-context.ts";
 import { msToUnixNano, unixNanoToMs } from "./go-time.ts";
-import { LockError } from "./lock-error.ts";
+import { LockError, type LockHolder, lockHeldError, lockIdMismatchError } from "./lock-error.ts";
 import { emptyLockInfo, type LockInfo } from "./lock-info.ts";
 import {
   type LockGeneration,
@@ -91,22 +91,23 @@ function isStale(ctx: CoreContext, status: LockStatus & { state: "locked" }): bo
   return ctx.cfg.lockTTL > 0 && status.leaseExpiresAt !== null && ctx.cfg.now() > status.leaseExpiresAt;
 }
 
+/** The holder a refusal names, from a status read of a held (or unreadable) lock. */
+export function holderOf(status: Extract<LockStatus, { state: "locked" | "corrupt" }>): LockHolder {
+  return status.state === "corrupt"
+    ? { info: status.info, generation: 0, leaseExpiresAt: null, corrupt: true }
+    : {
+        info: status.info,
+        generation: status.generation,
+        leaseExpiresAt: status.leaseExpiresAt,
+        corrupt: false,
+      };
+}
+
 function lockedError(tags: WorkspaceTags, status: LockStatus, suffix = ""): LockError {
-  if (status.state === "corrupt") {
-    return new LockError(
-      `workspace ${JSON.stringify(tags.name)} is locked by an unreadable lock at tag ${tags.locked} ` +
-        `(${status.reason}); force-unlock with ID ${status.digest} removes it`,
-      status.info,
-    );
+  if (status.state === "locked" || status.state === "corrupt") {
+    return lockHeldError(tags.name, tags.locked, holderOf(status), suffix);
   }
-  if (status.state === "locked") {
-    return new LockError(
-      `workspace ${JSON.stringify(tags.name)} is locked by ${status.info.who || "an unknown holder"} ` +
-        `(lock ID ${status.info.id}${status.info.operation ? `, ${status.info.operation}` : ""})${suffix}`,
-      status.info,
-      { generation: status.generation, leaseExpiresAt: status.leaseExpiresAt },
-    );
-  }
+  // Verified free again right after our write: someone removed our lock meanwhile.
   return new LockError(`workspace ${JSON.stringify(tags.name)} is locked${suffix}`, emptyLockInfo());
 }
 
@@ -208,11 +209,7 @@ export async function releaseLock(
   if (current.state === "unlocked" || current.state === "unchanged") return;
   const holderId = current.info.id;
   if (!opts?.force && id !== holderId) {
-    throw new LockError(
-      `lock ID mismatch: workspace ${JSON.stringify(tags.name)} is locked with ID ${holderId}, not ${id}`,
-      current.info,
-      current.state === "locked" ? { generation: current.generation } : {},
-    );
+    throw lockIdMismatchError(tags.name, holderOf(current), id);
   }
   await removeLock(ctx, tags, current.digest, opts);
 }

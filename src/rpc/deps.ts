@@ -1,7 +1,6 @@
 import type { Coordinator } from "../coordinator/types.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { validateWorkspaceName } from "../oras/index.ts";
 
 /** What the RPC handlers need; built once by the server. */
 export interface RpcDeps {
@@ -16,12 +15,6 @@ export interface RpcDeps {
    * end with UNAVAILABLE so clients reconnect elsewhere, while short calls run to completion.
    */
   drainSignal: AbortSignal;
-}
-
-/** A workspace name from a request, refused early with INVALID_ARGUMENT when not allowed. */
-export function workspaceArg(name: string): string {
-  validateWorkspaceName(name);
-  return name;
 }
 
 /** A positive version number from an int64 field. */

@@ -14,23 +14,22 @@ import {
 } from "../gen/tfstate/v1/state_service_pb.ts";
 import { lockInfoToProto } from "./convert.ts";
 import type { RpcDeps } from "./deps.ts";
-import { workspaceArg } from "./deps.ts";
 import { envelope } from "./envelope.ts";
 
 /** How a stream's messages are encoded, from its content type. */
 export type WatchCodec = "proto" | "json";
 
 /**
- * Opens the event stream of one WatchLock call, refusing a bad workspace name with
- * INVALID_ARGUMENT and any call once the server drains with UNAVAILABLE. `requested` is the
- * request's workspace, "" for all.
+ * Opens the event stream of one WatchLock call, refusing any call once the server drains with
+ * UNAVAILABLE (the coordinator refuses a bad workspace name). `requested` is the request's
+ * workspace, "" for all.
  */
 export function openWatch(
   deps: Pick<RpcDeps, "coordinator" | "drainSignal">,
   requested: string,
   signal?: AbortSignal,
 ): LockWatch {
-  const ws = requested === "" ? undefined : workspaceArg(requested);
+  const ws = requested === "" ? undefined : requested;
   if (deps.drainSignal.aborted) throw watchShutDown();
   return deps.coordinator.watchLock(ws, signal);
 }
