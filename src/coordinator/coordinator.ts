@@ -16,10 +16,9 @@ import {
 import { assertWriteAllowed } from "./fencing.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
 import { LockHub } from "./lock-hub.ts";
-import { readLock } from "./lock-ops.ts";
 import { LockPollers } from "./lock-pollers.ts";
 import { LockService } from "./lock-service.ts";
-import { type KnownLock, LockTracker, publicState, UNLOCKED } from "./lock-tracker.ts";
+import { type KnownLock, LockTracker, publicState, readKnownLock, UNLOCKED } from "./lock-tracker.ts";
 import { type CoordinatorMetrics, createCoordinatorMetrics } from "./metrics.ts";
 import type {
   Coordinator,
@@ -273,7 +272,7 @@ class ServiceCoordinator implements Coordinator {
   /** A lock read outside the workspace's queue; a newer status recorded meanwhile wins. */
   async #readLockOutside(ws: string, opts: CallOptions | undefined): Promise<KnownLock> {
     const token = this.#tracker.token(ws);
-    const known = await readLock(this.#mgr(ws), this.#tracker.get(ws), callOptions(opts));
+    const known = await readKnownLock(this.#mgr(ws), this.#tracker.get(ws), callOptions(opts));
     if (this.#tracker.observeIfCurrent(ws, token, known)) return known;
     return this.#tracker.get(ws) ?? known;
   }

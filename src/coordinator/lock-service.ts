@@ -7,15 +7,20 @@ import {
   holderName,
   LockError,
   type LockInfo,
+  type LockRead,
   lockHeldError,
-  lockIdMismatchError,
 } from "../oras/index.ts";
 import { HoldTimes } from "./hold-times.ts";
 import type { KeyedQueue } from "./keyed-queue.ts";
 import { type Call, Line, type Ticket } from "./lock-line.ts";
-import { readLock, releaseLock, takeLock } from "./lock-ops.ts";
 import type { LockPollers } from "./lock-pollers.ts";
-import { type KnownLock, type LockTracker, UNLOCKED } from "./lock-tracker.ts";
+import {
+  type KnownLock,
+  knownFromStatus,
+  type LockTracker,
+  readKnownLock,
+  UNLOCKED,
+} from "./lock-tracker.ts";
 import type { CoordinatorMetrics } from "./metrics.ts";
 import type { LockOptions, LockResult, UnlockOptions } from "./types.ts";
 
@@ -107,7 +112,7 @@ export class LockService {
   /** Reads the lock inside the workspace's queue (one conditional GET) and records it. */
   async verify(ws: string, opts?: CallOptions): Promise<KnownLock> {
     const { backend, tracker } = this.#d;
-    const known = await readLock(backend.stateMgr(ws), tracker.get(ws), opts);
+    const known = await readKnownLock(backend.stateMgr(ws), tracker.get(ws), opts);
     tracker.observe(ws, known);
     return known;
   }
@@ -176,10 +181,9 @@ export class LockService {
       async () => {
         const known = await this.verify(ws, call);
         if (known.state === "unlocked") return null;
-        if (!force && known.info.id !== id) {
-          throw lockIdMismatchError(ws, known, id);
-        }
-        await releaseLock(backend.stateMgr(ws), known.info.id, force, known.digest);
+        // The core checks the ID against the lock just verified and deletes that lock by its
+        // digest (1 request). Not cancellable: a release cut short leaves the caller not knowing.
+        await backend.stateMgr(ws).unlock(id, { force, current: known.read });
         tracker.observe(ws, UNLOCKED);
         return known.info;
       },
@@ -206,11 +210,14 @@ export class LockService {
 
   /**
    * One lock attempt; runs inside the workspace's queue. A lock known held by someone else is
-   * checked with one conditional read and refused without a write; otherwise the core takes it
-   * (3 requests). The holder locking again renews its lease, when it has one, through the core,
-   * which keeps the generation and moves `lease_expiry` (3 requests); without a lease there is
-   * nothing to renew and the verified read answers. Unless `inLine` (the line's own turn), a lock
-   * held for an absent caller in line is refused to others.
+   * checked with one conditional read and refused without a write; otherwise the core takes it,
+   * from the lock just verified when there is one (verify, PUT, verify GET: 3 requests), else
+   * from its own read (the same 3). The holder locking again renews its lease, when it has one,
+   * through the core, which keeps the generation and moves `lease_expiry` (3 requests); without
+   * a lease there is nothing to renew and the verified read answers. The write is not
+   * cancellable: a lock write cut short between its PUT and its verify would leave a lock nobody
+   * knows it holds. Unless `inLine` (the line's own turn), a lock held for an absent caller in
+   * line is refused to others.
    */
   async #attempt(ws: string, info: LockInfo, opts: CallOptions, inLine = false): Promise<LockResult> {
     const { backend, tracker, logger } = this.#d;
@@ -221,11 +228,14 @@ export class LockService {
     const seen = tracker.get(ws);
     /** The stored LockInfo when this is the holder renewing: only the lease moves. */
     let renewing: LockInfo | null = null;
+    /** The lock as verified in this turn, which the core then need not read again. */
+    let current: LockRead | undefined;
     if (seen?.state === "locked" && isOwnLease(seen, info.id)) {
       // The core reads the lock itself before it renews: no read of ours first.
       renewing = seen.info;
     } else if (seen === undefined || seen.state === "locked") {
       const known = await this.verify(ws, opts);
+      current = known.read;
       if (known.state === "locked") {
         if (isOwnLease(known, info.id)) renewing = known.info;
         else if (!known.corrupt && known.info.id === info.id) return resultOf(known);
@@ -234,7 +244,7 @@ export class LockService {
     }
     let held: KnownLock & { state: "locked" };
     try {
-      held = await takeLock(mgr, renewing ?? info);
+      held = knownFromStatus(await mgr.acquireLock(renewing ?? info, { current }));
     } catch (err) {
       // Learn who has it (and its digest for cheap checks later); the refusal stands either way.
       if (err instanceof LockError) await this.verify(ws).catch(() => {});
@@ -250,7 +260,7 @@ export class LockService {
     if (opts.signal?.aborted) {
       // The caller left while the lock was being written: give it back rather than strand it.
       try {
-        await releaseLock(mgr, info.id, false, held.digest);
+        await mgr.unlock(info.id, { current: held.read });
         tracker.observe(ws, UNLOCKED);
       } catch (err) {
         logger.warn("could not release a lock whose caller went away", {

@@ -20,7 +20,14 @@ export {
   lockIdMismatchError,
 } from "./lock-error.ts";
 export { emptyLockInfo, type LockInfo, lockInfoFromGoJson, lockInfoToGoJson } from "./lock-info.ts";
-export type { HeldLockStatus, LockStatus, UnlockOptions } from "./locking.ts";
+export type {
+  AcquireOptions,
+  CurrentLockOption,
+  HeldLockStatus,
+  LockRead,
+  LockStatus,
+  UnlockOptions,
+} from "./locking.ts";
 export type { StateHead, StateManager, StateReader } from "./state-manager.ts";
 export type { StatePayload } from "./state-read.ts";
 export type { PreparedState, PutResult, StateInput } from "./state-write.ts";
