@@ -4,7 +4,7 @@
  * setting prints one line and exits 2.
  */
 import { readFileSync } from "node:fs";
-import { backendConfig } from "./config/backend-config.ts";
+import { backendConfig, storageTarget } from "./config/backend-config.ts";
 import { describeConfig } from "./config/config.ts";
 import { helpText } from "./config/help.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
@@ -74,7 +74,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const telemetry = await startTelemetry({ enabled: config.telemetry, env, logger });
   let backend: ReturnType<typeof createBackend>;
   try {
-    backend = createBackend(backendConfig(config, logger, `${PROGRAM}/${version()}`));
+    const target = storageTarget(config, logger, `${PROGRAM}/${version()}`);
+    backend = createBackend(backendConfig(config, target, logger));
   } catch (err) {
     if (isTfstateError(err) && err.code === "invalid_argument")
       fail(`invalid configuration: ${err.message}`, EXIT_USAGE);

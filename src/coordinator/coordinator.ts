@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
+import type { CallOptions } from "../call-options.ts";
 import { mapLimit } from "../concurrency.ts";
 import { InvalidArgumentError, NotFoundError, UnavailableError } from "../errors.ts";
 import { type Logger, noopLogger } from "../log.ts";
-import type { CallOptions } from "../oci/target.ts";
 import { ensureDefaultWorkspace } from "../oras/default-workspace.ts";
 import {
   type Backend,
@@ -12,15 +12,13 @@ import {
   type PreparedState,
   type PutResult,
   type StateManager,
-  validateWorkspaceName,
 } from "../oras/index.ts";
 import { assertWriteAllowed } from "./fencing.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
 import { LockHub } from "./lock-hub.ts";
-import { readLock } from "./lock-ops.ts";
 import { LockPollers } from "./lock-pollers.ts";
 import { LockService } from "./lock-service.ts";
-import { type KnownLock, LockTracker, publicState, UNLOCKED } from "./lock-tracker.ts";
+import { type KnownLock, LockTracker, publicState, readKnownLock, UNLOCKED } from "./lock-tracker.ts";
 import { type CoordinatorMetrics, createCoordinatorMetrics } from "./metrics.ts";
 import type {
   Coordinator,
@@ -128,6 +126,12 @@ class ServiceCoordinator implements Coordinator {
     return p;
   }
 
+  /**
+   * The workspace's state manager. Getting it is where a name enters the coordinator: the core
+   * refuses a bad name here (InvalidArgumentError naming the rule), before any queue turn or
+   * registry request, and checks each name only once (it keeps the managers). Every entry point
+   * that takes a name calls it first; nothing else checks names.
+   */
   #mgr(ws: string): StateManager {
     return this.#backend.stateMgr(ws);
   }
@@ -189,7 +193,6 @@ class ServiceCoordinator implements Coordinator {
     prepare: (mgr: StateManager, o: CallOptions) => Promise<PreparedState>,
   ): Promise<PutResult> {
     return this.#run(async () => {
-      validateWorkspaceName(ws);
       const prepared = await prepare(this.#mgr(ws), callOptions(opts));
       return this.#inTurn(ws, opts, (mgr, o) => mgr.commit(prepared, o));
     });
@@ -202,7 +205,7 @@ class ServiceCoordinator implements Coordinator {
     write: (mgr: StateManager, o: CallOptions) => Promise<T>,
   ): Promise<T> {
     return this.#run(() => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       return this.#inTurn(ws, opts, write);
     });
   }
@@ -244,7 +247,7 @@ class ServiceCoordinator implements Coordinator {
 
   lock(ws: string, info: LockInfo, opts?: LockOptions): Promise<LockResult> {
     return this.#run(() => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       const full: LockInfo = {
         ...emptyLockInfo(),
         ...info,
@@ -257,7 +260,7 @@ class ServiceCoordinator implements Coordinator {
 
   unlock(ws: string, id: string, opts?: UnlockOptions): Promise<LockInfo | null> {
     return this.#run(() => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       return this.#locks.unlock(ws, id, opts);
     });
   }
@@ -269,13 +272,13 @@ class ServiceCoordinator implements Coordinator {
   /** A lock read outside the workspace's queue; a newer status recorded meanwhile wins. */
   async #readLockOutside(ws: string, opts: CallOptions | undefined): Promise<KnownLock> {
     const token = this.#tracker.token(ws);
-    const known = await readLock(this.#mgr(ws), this.#tracker.get(ws), callOptions(opts));
+    const known = await readKnownLock(this.#mgr(ws), this.#tracker.get(ws), callOptions(opts));
     if (this.#tracker.observeIfCurrent(ws, token, known)) return known;
     return this.#tracker.get(ws) ?? known;
   }
 
   watchLock(ws: string | undefined, signal?: AbortSignal): LockWatch {
-    if (ws !== undefined) validateWorkspaceName(ws);
+    if (ws !== undefined) this.#mgr(ws);
     const release: (() => void)[] = [];
     const stream = new WatchStream(ws, this.#bufferSize, (s) => {
       this.#hub.remove(s);
@@ -329,7 +332,7 @@ class ServiceCoordinator implements Coordinator {
 
   describeWorkspaces(names: readonly string[], opts?: CallOptions): Promise<WorkspaceSummary[]> {
     return this.#run(() => {
-      for (const n of names) validateWorkspaceName(n);
+      for (const n of names) this.#mgr(n);
       return mapLimit(names, this.#parallelism, (n) => this.#describe(n, opts));
     });
   }
@@ -343,7 +346,7 @@ class ServiceCoordinator implements Coordinator {
 
   getWorkspace(ws: string, opts?: CallOptions): Promise<WorkspaceSummary> {
     return this.#run(async () => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       const summary = await this.#describe(ws, opts);
       if (!summary.exists) throw new NotFoundError(`workspace ${JSON.stringify(ws)} does not exist`);
       return summary;
@@ -363,7 +366,7 @@ class ServiceCoordinator implements Coordinator {
 
   createWorkspace(ws: string, opts?: CallOptions): Promise<WorkspaceSummary> {
     return this.#run(async () => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       await this.#queue.run(ws, () => this.#backend.createWorkspace(ws, callOptions(opts)), {
         ...callOptions(opts),
         what: `creating workspace ${JSON.stringify(ws)}`,
@@ -374,7 +377,7 @@ class ServiceCoordinator implements Coordinator {
 
   deleteWorkspace(ws: string, opts?: DeleteWorkspaceOptions): Promise<void> {
     return this.#run(() => {
-      validateWorkspaceName(ws);
+      this.#mgr(ws);
       if (ws === DEFAULT_WORKSPACE)
         throw new InvalidArgumentError('the "default" workspace cannot be deleted');
       return this.#queue.run(

@@ -1,4 +1,4 @@
-import { emptyLockInfo, LockError } from "../oras/index.ts";
+import { emptyLockInfo, holderName, LockError } from "../oras/index.ts";
 import type { KnownLock } from "./lock-tracker.ts";
 
 /**
@@ -11,7 +11,7 @@ export function assertWriteAllowed(workspace: string, lock: KnownLock, lockId: s
   const id = lockId ?? "";
   if (lock.state === "locked") {
     if (id === lock.info.id) return;
-    const holder = `${lock.info.who || "an unknown holder"} (lock ID ${lock.info.id})`;
+    const holder = holderName(lock.info);
     throw new LockError(
       id === ""
         ? `workspace ${ws} is locked by ${holder}; a write must carry the holder's lock ID`
@@ -27,14 +27,4 @@ export function assertWriteAllowed(workspace: string, lock: KnownLock, lockId: s
       emptyLockInfo(),
     );
   }
-}
-
-/** The error for a lock held by someone else, naming the holder. */
-export function heldError(workspace: string, lock: KnownLock & { state: "locked" }, suffix = ""): LockError {
-  const ws = JSON.stringify(workspace);
-  const message = lock.corrupt
-    ? `workspace ${ws} is locked by an unreadable lock (${lock.info.info}); force-unlock with ID ${lock.info.id} removes it`
-    : `workspace ${ws} is locked by ${lock.info.who || "an unknown holder"} (lock ID ${lock.info.id}` +
-      `${lock.info.operation ? `, ${lock.info.operation}` : ""})`;
-  return new LockError(message + suffix, lock.info, { generation: lock.generation });
 }

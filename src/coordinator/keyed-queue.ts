@@ -1,6 +1,6 @@
 import { AsyncResource } from "node:async_hooks";
+import type { CallOptions } from "../call-options.ts";
 import { CallContext } from "../oci/call-context.ts";
-import type { CallOptions } from "../oci/target.ts";
 
 interface Task {
   start(): void;

@@ -3,8 +3,7 @@ import { mapLimit } from "../concurrency.ts";
 import type { Logger } from "../log.ts";
 import { type Backend, isHashedWorkspaceTag, workspaceTag } from "../oras/index.ts";
 import type { KeyedQueue } from "./keyed-queue.ts";
-import { readLock } from "./lock-ops.ts";
-import { type LockTracker, UNLOCKED } from "./lock-tracker.ts";
+import { type LockTracker, readKnownLock, UNLOCKED } from "./lock-tracker.ts";
 
 /**
  * Finds lock changes made outside this process (a ghoten CLI writing `locked-<ws>` straight into
@@ -127,7 +126,7 @@ class WorkspacePoller extends Poller {
     const ws = this.workspace;
     return queue.run(
       ws,
-      async () => tracker.observe(ws, await readLock(backend.stateMgr(ws), tracker.get(ws), { signal })),
+      async () => tracker.observe(ws, await readKnownLock(backend.stateMgr(ws), tracker.get(ws), { signal })),
       {
         signal,
       },
@@ -140,7 +139,7 @@ class WorkspacePoller extends Poller {
     // An operation running on the workspace reads the lock itself and records what it finds.
     if (queue.isBusy(ws)) return;
     const token = tracker.token(ws);
-    const known = await readLock(backend.stateMgr(ws), tracker.get(ws), { signal });
+    const known = await readKnownLock(backend.stateMgr(ws), tracker.get(ws), { signal });
     tracker.observeIfCurrent(ws, token, known);
   }
 }
@@ -173,7 +172,7 @@ class AllWorkspacesPoller extends Poller {
     await mapLimit(names, POLL_PARALLELISM, async (ws) => {
       if (signal.aborted) return;
       const token = tracker.token(ws);
-      const known = await readLock(backend.stateMgr(ws), tracker.get(ws), { signal });
+      const known = await readKnownLock(backend.stateMgr(ws), tracker.get(ws), { signal });
       tracker.observeIfCurrent(ws, token, known);
     });
   }

@@ -1,14 +1,26 @@
+import type { CallOptions } from "../call-options.ts";
 import { CanceledError, InvalidArgumentError, type UnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { CallOptions } from "../oci/target.ts";
-import { type Backend, emptyLockInfo, LockError, type LockInfo } from "../oras/index.ts";
-import { heldError } from "./fencing.ts";
+import {
+  type Backend,
+  emptyLockInfo,
+  holderName,
+  LockError,
+  type LockInfo,
+  type LockRead,
+  lockHeldError,
+} from "../oras/index.ts";
 import { HoldTimes } from "./hold-times.ts";
 import type { KeyedQueue } from "./keyed-queue.ts";
 import { type Call, Line, type Ticket } from "./lock-line.ts";
-import { readLock, releaseLock, takeLock } from "./lock-ops.ts";
 import type { LockPollers } from "./lock-pollers.ts";
-import { type KnownLock, type LockTracker, UNLOCKED } from "./lock-tracker.ts";
+import {
+  type KnownLock,
+  knownFromStatus,
+  type LockTracker,
+  readKnownLock,
+  UNLOCKED,
+} from "./lock-tracker.ts";
 import type { CoordinatorMetrics } from "./metrics.ts";
 import type { LockOptions, LockResult, UnlockOptions } from "./types.ts";
 
@@ -52,7 +64,7 @@ function reservedError(t: Ticket, now: number): LockError {
   const due = Math.max(0, t.expiresAt - now);
   return new LockError(
     `workspace ${JSON.stringify(t.workspace)} is held for the next caller in line, ` +
-      `${t.info.who || "an unknown holder"} (lock ID ${t.id}), for up to ${due} ms more`,
+      `${holderName(t.info)}, for up to ${due} ms more`,
     t.info,
   );
 }
@@ -100,7 +112,7 @@ export class LockService {
   /** Reads the lock inside the workspace's queue (one conditional GET) and records it. */
   async verify(ws: string, opts?: CallOptions): Promise<KnownLock> {
     const { backend, tracker } = this.#d;
-    const known = await readLock(backend.stateMgr(ws), tracker.get(ws), opts);
+    const known = await readKnownLock(backend.stateMgr(ws), tracker.get(ws), opts);
     tracker.observe(ws, known);
     return known;
   }
@@ -169,14 +181,9 @@ export class LockService {
       async () => {
         const known = await this.verify(ws, call);
         if (known.state === "unlocked") return null;
-        if (!force && known.info.id !== id) {
-          throw new LockError(
-            `lock ID mismatch: workspace ${JSON.stringify(ws)} is locked with ID ${known.info.id}, not ${id}`,
-            known.info,
-            { generation: known.generation },
-          );
-        }
-        await releaseLock(backend.stateMgr(ws), known.info.id, force, known.digest);
+        // The core checks the ID against the lock just verified and deletes that lock by its
+        // digest (1 request). Not cancellable: a release cut short leaves the caller not knowing.
+        await backend.stateMgr(ws).unlock(id, { force, current: known.read });
         tracker.observe(ws, UNLOCKED);
         return known.info;
       },
@@ -203,11 +210,14 @@ export class LockService {
 
   /**
    * One lock attempt; runs inside the workspace's queue. A lock known held by someone else is
-   * checked with one conditional read and refused without a write; otherwise the core takes it
-   * (3 requests). The holder locking again renews its lease, when it has one, through the core,
-   * which keeps the generation and moves `lease_expiry` (3 requests); without a lease there is
-   * nothing to renew and the verified read answers. Unless `inLine` (the line's own turn), a lock
-   * held for an absent caller in line is refused to others.
+   * checked with one conditional read and refused without a write; otherwise the core takes it,
+   * from the lock just verified when there is one (verify, PUT, verify GET: 3 requests), else
+   * from its own read (the same 3). The holder locking again renews its lease, when it has one,
+   * through the core, which keeps the generation and moves `lease_expiry` (3 requests); without
+   * a lease there is nothing to renew and the verified read answers. The write is not
+   * cancellable: a lock write cut short between its PUT and its verify would leave a lock nobody
+   * knows it holds. Unless `inLine` (the line's own turn), a lock held for an absent caller in
+   * line is refused to others.
    */
   async #attempt(ws: string, info: LockInfo, opts: CallOptions, inLine = false): Promise<LockResult> {
     const { backend, tracker, logger } = this.#d;
@@ -218,20 +228,23 @@ export class LockService {
     const seen = tracker.get(ws);
     /** The stored LockInfo when this is the holder renewing: only the lease moves. */
     let renewing: LockInfo | null = null;
+    /** The lock as verified in this turn, which the core then need not read again. */
+    let current: LockRead | undefined;
     if (seen?.state === "locked" && isOwnLease(seen, info.id)) {
       // The core reads the lock itself before it renews: no read of ours first.
       renewing = seen.info;
     } else if (seen === undefined || seen.state === "locked") {
       const known = await this.verify(ws, opts);
+      current = known.read;
       if (known.state === "locked") {
         if (isOwnLease(known, info.id)) renewing = known.info;
         else if (!known.corrupt && known.info.id === info.id) return resultOf(known);
-        else if (!this.#mayBeStale(known)) throw heldError(ws, known);
+        else if (!this.#mayBeStale(known)) throw this.#heldError(ws, known);
       }
     }
     let held: KnownLock & { state: "locked" };
     try {
-      held = await takeLock(mgr, renewing ?? info);
+      held = knownFromStatus(await mgr.acquireLock(renewing ?? info, { current }));
     } catch (err) {
       // Learn who has it (and its digest for cheap checks later); the refusal stands either way.
       if (err instanceof LockError) await this.verify(ws).catch(() => {});
@@ -247,7 +260,7 @@ export class LockService {
     if (opts.signal?.aborted) {
       // The caller left while the lock was being written: give it back rather than strand it.
       try {
-        await releaseLock(mgr, info.id, false, held.digest);
+        await mgr.unlock(info.id, { current: held.read });
         tracker.observe(ws, UNLOCKED);
       } catch (err) {
         logger.warn("could not release a lock whose caller went away", {
@@ -263,6 +276,10 @@ export class LockService {
     const kept = this.#lines.get(ws)?.byId.get(info.id);
     if (kept !== undefined && kept.call === null) this.#drop(kept);
     return resultOf(held);
+  }
+
+  #heldError(ws: string, known: KnownLock & { state: "locked" }, suffix = ""): LockError {
+    return lockHeldError(ws, this.#d.backend.stateMgr(ws).tags.locked, known, suffix);
   }
 
   #mayBeStale(known: KnownLock & { state: "locked" }): boolean {
@@ -454,7 +471,7 @@ export class LockService {
     const ws = t.workspace;
     const known = this.#d.tracker.get(ws);
     const suffix = ` after waiting ${Date.now() - call.startedAt} ms`;
-    if (known?.state === "locked") return heldError(ws, known, suffix);
+    if (known?.state === "locked") return this.#heldError(ws, known, suffix);
     const reserved = this.#lines.get(ws)?.reserved;
     // Never an empty holder: OpenTofu retries a refusal only when it names a holder's ID.
     const holder = reserved && reserved !== t ? reserved.info : (t.lastError?.holder ?? emptyLockInfo());

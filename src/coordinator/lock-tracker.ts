@@ -1,39 +1,73 @@
-import type { LockStatus } from "../oras/index.ts";
+import type { CallOptions } from "../call-options.ts";
+import { UnavailableError } from "../errors.ts";
+import type { HeldLockStatus, LockRead, StateManager } from "../oras/index.ts";
 import type { LockHub } from "./lock-hub.ts";
 import type { HeldLock, LockState } from "./types.ts";
 
-/** What the coordinator last saw of a workspace's lock tag, with the digest for conditional reads. */
-export type KnownLock =
+/**
+ * What the coordinator last saw of a workspace's lock tag, with the digest for conditional reads
+ * and the core's status it was read as (`read`), which the core takes back instead of reading the
+ * tag again when the coordinator has just verified it.
+ */
+export type KnownLock = (
   | ({ state: "locked"; digest: string } & HeldLock)
   /** `digest` is the sentinel's on registries that cannot delete, null when the tag is absent or unknown. */
-  | { state: "unlocked"; digest: string | null };
+  | { state: "unlocked"; digest: string | null }
+) & { read: LockRead };
 
-export const UNLOCKED: KnownLock = { state: "unlocked", digest: null };
+export const UNLOCKED: KnownLock = knownFromStatus({ state: "unlocked", digest: null });
 
 /** Converts a full (not `unchanged`) status read from the core. */
-export function knownFromStatus(status: Exclude<LockStatus, { state: "unchanged" }>): KnownLock {
-  switch (status.state) {
+export function knownFromStatus(read: HeldLockStatus): KnownLock & { state: "locked" };
+export function knownFromStatus(read: LockRead): KnownLock;
+export function knownFromStatus(read: LockRead): KnownLock {
+  switch (read.state) {
     case "unlocked":
-      return { state: "unlocked", digest: status.digest };
+      return { state: "unlocked", digest: read.digest, read };
     case "corrupt":
       return {
         state: "locked",
-        info: status.info,
+        info: read.info,
         generation: 0,
         leaseExpiresAt: null,
         corrupt: true,
-        digest: status.digest,
+        digest: read.digest,
+        read,
       };
     case "locked":
       return {
         state: "locked",
-        info: status.info,
-        generation: status.generation,
-        leaseExpiresAt: status.leaseExpiresAt,
+        info: read.info,
+        generation: read.generation,
+        leaseExpiresAt: read.leaseExpiresAt,
         corrupt: false,
-        digest: status.digest,
+        digest: read.digest,
+        read,
       };
   }
+}
+
+/**
+ * Reads the lock tag, conditionally when `known` has a digest: a 304 (no body) in steady state,
+ * or a 404 when the tag is absent. One request.
+ */
+export async function readKnownLock(
+  mgr: StateManager,
+  known: KnownLock | undefined,
+  opts?: CallOptions,
+): Promise<KnownLock> {
+  const digest = known?.digest ?? undefined;
+  const status = await mgr.lockStatus({ ...opts, ifNoneMatch: digest });
+  if (status.state !== "unchanged") return knownFromStatus(status);
+  if (known !== undefined && known.digest === status.digest) return known;
+  // An answer "unchanged" to a digest we did not send: read it in full.
+  const full = await mgr.lockStatus(opts);
+  if (full.state === "unchanged") {
+    throw new UnavailableError(
+      `the registry answered "not modified" to an unconditional read of the lock of ${mgr.workspace}`,
+    );
+  }
+  return knownFromStatus(full);
 }
 
 export function publicState(known: KnownLock): LockState {

@@ -1,4 +1,4 @@
-import type { CallOptions } from "../oci/target.ts";
+import type { CallOptions } from "../call-options.ts";
 import type {
   LockInfo,
   PutResult,

@@ -8,7 +8,10 @@ import { type DockerConfigOptions, dockerConfigCredentials } from "./docker-conf
 export interface Credential {
   username?: string | undefined;
   password?: string | undefined;
-  /** A registry bearer token, sent as-is (no token service round trip). */
+  /**
+   * A registry bearer token, sent as-is (no token service round trip); on ghcr.io also the GitHub
+   * token of the GitHub Packages API, which deletes what the registry will not.
+   */
   accessToken?: string | undefined;
   /** An OAuth2 refresh token (Docker's `identitytoken`), exchanged at the token service. */
   refreshToken?: string | undefined;

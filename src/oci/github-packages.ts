@@ -15,7 +15,7 @@ import {
 import type { CallContext } from "./call-context.ts";
 import type { Credential } from "./credentials.ts";
 import { isDigest } from "./digest.ts";
-import { discard, type HttpClient, type HttpResponse, header, readBody } from "./http-client.ts";
+import { discard, type HttpClient, type HttpResponse, header, readResponseBody } from "./http-client.ts";
 import { errorFromResponse, readErrorBody } from "./registry-error.ts";
 import { isRetryableStatus, parseRetryAfter, type RetryOptions, TransientError, withRetry } from "./retry.ts";
 
@@ -250,7 +250,7 @@ function githubMessage(body: string): string {
 }
 
 async function readVersions(res: HttpResponse, call: CallContext): Promise<PackageVersion[]> {
-  const body = await readBody(
+  const body = await readResponseBody(
     res,
     MAX_PAGE_BYTES,
     call,

@@ -92,7 +92,7 @@ export async function discard(res: HttpResponse): Promise<void> {
  * Reads a whole (small) body, failing with `tooLarge()` past `limit` bytes. A broken connection is a
  * network error like any other (TransientError when worth retrying), so read inside the retry unit.
  */
-export async function readBody(
+export async function readResponseBody(
   res: HttpResponse,
   limit: number,
   call: CallContext,

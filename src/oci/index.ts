@@ -9,6 +9,7 @@ export {
   type LayoutTarget,
   type LayoutTargetOptions,
 } from "./layout.ts";
+export { LAYOUT_PREFIX, type OpenTargetOptions, openTarget } from "./open-target.ts";
 export {
   type Credential,
   type CredentialFunc,

@@ -15,7 +15,7 @@ import {
 import { type Challenge, challengeScopes, parseChallenges } from "./auth-challenge.ts";
 import type { CallContext } from "./call-context.ts";
 import { type Credential, type CredentialFunc, hasSecret } from "./credentials.ts";
-import { type HttpClient, type HttpResponse, header, headerValues, readBody } from "./http-client.ts";
+import { type HttpClient, type HttpResponse, header, headerValues, readResponseBody } from "./http-client.ts";
 import { errorFromResponse, readErrorBody } from "./registry-error.ts";
 import { isRetryableStatus, parseRetryAfter, TransientError } from "./retry.ts";
 import { type FetchedToken, TokenCache } from "./token-cache.ts";
@@ -335,7 +335,7 @@ export class RegistryAuth {
       }
       throw new UnavailableError(`${call.what}: token service ${service} answered ${res.status}`, { cause });
     }
-    const body = await readBody(
+    const body = await readResponseBody(
       res,
       MAX_TOKEN_RESPONSE_BYTES,
       call,

@@ -26,7 +26,7 @@ import {
   header,
   headerValues,
   networkError,
-  readBody,
+  readResponseBody,
 } from "./http-client.ts";
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from "./media-types.ts";
 import { createRateLimiter } from "./rate-limiter.ts";
@@ -348,7 +348,7 @@ export class RemoteTarget implements Target {
         return null;
       }
       if (res.status !== 200) return this.client.fail(res, "GET", call);
-      const bytes = await readBody(
+      const bytes = await readResponseBody(
         res,
         MAX_MANIFEST_BYTES,
         call,
@@ -506,7 +506,7 @@ export class RemoteTarget implements Target {
           throw err;
         }
         if (res.status !== 200) return this.client.fail(res, "GET", call);
-        const body = await readBody(
+        const body = await readResponseBody(
           res,
           MAX_TAG_LIST_BYTES,
           call,

@@ -2,6 +2,9 @@
  * Storage target: one OCI repository, reached over the distribution API or as an image-layout
  * directory. Knows OCI, nothing about Terraform.
  */
+import type { CallOptions } from "../call-options.ts";
+
+export type { CallOptions };
 
 export interface Descriptor {
   mediaType: string;
@@ -21,13 +24,6 @@ export interface Manifest {
   layers: Descriptor[];
   subject?: Descriptor;
   annotations?: Record<string, string>;
-}
-
-/** Per-call options: every operation can be cancelled, and retries never outlive `deadline`. */
-export interface CallOptions {
-  signal?: AbortSignal | undefined;
-  /** Absolute deadline, ms since the epoch (Date.now() scale). */
-  deadline?: number | undefined;
 }
 
 export type ManifestFetch =

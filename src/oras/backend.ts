@@ -1,10 +1,8 @@
-import { InvalidArgumentError } from "../errors.ts";
+import type { CallOptions } from "../call-options.ts";
 import { noopLogger } from "../log.ts";
-import type { CredentialsOption } from "../oci/credentials.ts";
-import { createLayoutTarget } from "../oci/layout.ts";
-import { createRemoteTarget } from "../oci/remote.ts";
-import type { CallOptions, Target } from "../oci/target.ts";
-import { type BackendConfig, resolveConfig } from "./config.ts";
+import { openTarget } from "../oci/open-target.ts";
+import type { Target } from "../oci/target.ts";
+import { type BackendConfig, type RepositorySettings, resolveConfig, targetOptions } from "./config.ts";
 import { CoreContext } from "./core-context.ts";
 import { StateManager } from "./state-manager.ts";
 import { waitForRetention } from "./versions.ts";
@@ -17,41 +15,12 @@ import {
   type WorkspaceInfo,
 } from "./workspaces.ts";
 
-export const LAYOUT_PREFIX = "oci-layout:";
+export { LAYOUT_PREFIX } from "../oci/open-target.ts";
 
-/** Builds the storage target a repository string names. */
-export function targetFor(cfg: BackendConfig): Target {
-  if (cfg.target) return cfg.target;
-  const repo = cfg.repository.trim();
-  if (repo.startsWith(LAYOUT_PREFIX)) {
-    const dir = repo.slice(LAYOUT_PREFIX.length);
-    if (dir === "") throw new InvalidArgumentError(`repository ${JSON.stringify(repo)} names no directory`);
-    return createLayoutTarget({ dir, ...(cfg.logger ? { logger: cfg.logger } : {}) });
-  }
-  // Default: Docker's config.json (auths, credsStore, credHelpers), as docker and oras do.
-  const credentials: CredentialsOption =
-    cfg.credentialFunc ??
-    (cfg.username !== undefined || cfg.password !== undefined
-      ? { username: cfg.username ?? "", password: cfg.password ?? "" }
-      : { dockerConfig: undefined });
-  return createRemoteTarget({
-    repository: repo,
-    plainHTTP: cfg.plainHTTP ?? false,
-    insecureSkipVerify: cfg.insecure ?? false,
-    ...(cfg.caFile ? { caFile: cfg.caFile } : {}),
-    credentials,
-    ...(cfg.userAgent ? { userAgent: cfg.userAgent } : {}),
-    retry: {
-      ...(cfg.retry?.maxAttempts !== undefined ? { maxAttempts: cfg.retry.maxAttempts } : {}),
-      ...(cfg.retry?.initialBackoff !== undefined ? { initialBackoffMs: cfg.retry.initialBackoff } : {}),
-      ...(cfg.retry?.maxBackoff !== undefined ? { maxBackoffMs: cfg.retry.maxBackoff } : {}),
-      ...(cfg.retry?.backoffMultiplier !== undefined ? { multiplier: cfg.retry.backoffMultiplier } : {}),
-    },
-    rateLimit: cfg.rateLimit ?? 0,
-    rateBurst: cfg.rateBurst ?? 0,
-    ...(cfg.githubApiUrl ? { githubApiUrl: cfg.githubApiUrl } : {}),
-    ...(cfg.logger ? { logger: cfg.logger } : {}),
-  });
+/** A ready target wins (the service builds one from its Config); else the repository is opened. */
+function storageTarget(config: BackendConfig): Target {
+  if ("target" in config && config.target) return config.target;
+  return openTarget(targetOptions(config as RepositorySettings, config.logger));
 }
 
 /** ghoten's StateBackend, TypeScript-style, plus workspace creation and description. */
@@ -78,23 +47,27 @@ export interface Backend {
 export function createBackend(config: BackendConfig): Backend {
   const cfg = resolveConfig(config);
   const logger = config.logger ?? noopLogger;
-  const target = targetFor(config);
+  const target = storageTarget(config);
   const ctx = new CoreContext(target, cfg, logger);
   const managers = new Map<string, StateManager>();
+  /** A workspace's manager: its name is checked (and its tags derived) once, here, on first use. */
+  const stateMgr = (workspace: string): StateManager => {
+    let m = managers.get(workspace);
+    if (!m) {
+      m = new StateManager(ctx, workspace);
+      managers.set(workspace, m);
+    }
+    return m;
+  };
   return {
     target,
     workspaces: (opts) => listWorkspaces(ctx, opts),
-    createWorkspace: (name, opts) => createWorkspace(ctx, name, opts),
-    deleteWorkspace: (name, force = false, opts) => deleteWorkspace(ctx, name, force, opts),
-    describeWorkspace: (name, opts) => describeWorkspace(ctx, name, opts),
-    stateMgr(workspace) {
-      let m = managers.get(workspace);
-      if (!m) {
-        m = new StateManager(ctx, workspace);
-        managers.set(workspace, m);
-      }
-      return m;
-    },
+    // async: a bad name is a rejection here, as every other failure of these calls.
+    createWorkspace: async (name, opts) => createWorkspace(ctx, stateMgr(name).tags, opts),
+    deleteWorkspace: async (name, force = false, opts) =>
+      deleteWorkspace(ctx, stateMgr(name).tags, force, opts),
+    describeWorkspace: async (name, opts) => describeWorkspace(ctx, stateMgr(name).tags, opts),
+    stateMgr,
     waitForRetention: () => waitForRetention(ctx),
     async close() {
       await waitForRetention(ctx);

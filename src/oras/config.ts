@@ -1,17 +1,11 @@
 import { InvalidArgumentError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { CredentialFunc, CredentialsOption } from "../oci/credentials.ts";
+import type { OpenTargetOptions } from "../oci/open-target.ts";
 import type { Target } from "../oci/target.ts";
 import { DEFAULT_MAX_STATE_SIZE } from "./wire-format.ts";
 
-/** Registry credentials, as ghoten's Config.CredentialFunc returns them. */
-export interface Credential {
-  username?: string;
-  password?: string;
-  /** A registry bearer token used as-is (also the GitHub token for the GHCR delete fallback). */
-  accessToken?: string;
-}
-
-export type CredentialFunc = (host: string, signal?: AbortSignal) => Promise<Credential | undefined>;
+export type { Credential, CredentialFunc } from "../oci/credentials.ts";
 
 export interface RetryConfig {
   /** Total attempts per registry request, first one included. Default 3. */
@@ -24,11 +18,27 @@ export interface RetryConfig {
   backoffMultiplier?: number;
 }
 
+/** The core's own settings, whatever stores the states. */
+export interface CoreSettings {
+  compression?: "none" | "gzip";
+  /** Stale locks older than this (ms) are cleared when another holder locks. 0 = never. */
+  lockTTL?: number;
+  /** Largest state accepted on write and read, in bytes (decompressed). Default 256 MiB. */
+  maxStateSize?: number;
+  /** Versions kept per workspace; 0 = versioning off. */
+  maxVersions?: number;
+  logger?: Logger;
+  /** Bytes of decoded state kept in memory to answer unchanged reads without a blob download. */
+  stateCacheBytes?: number;
+  /** Clock for lock leases and annotations (ms since the epoch). */
+  now?: () => number;
+}
+
 /**
- * The seed's Config, TypeScript-style (durations in milliseconds), plus what the service needs.
+ * Where the states live, in the seed's terms (ghoten's Config, durations in milliseconds).
  * `repository` is `host[:port]/path` for a registry or `oci-layout:DIR` for a directory on disk.
  */
-export interface BackendConfig {
+export interface RepositorySettings {
   repository: string;
   /** Skip TLS certificate verification (still TLS). */
   insecure?: boolean;
@@ -36,17 +46,10 @@ export interface BackendConfig {
   plainHTTP?: boolean;
   /** PEM bundle added to the system roots. */
   caFile?: string;
-  compression?: "none" | "gzip";
-  /** Stale locks older than this (ms) are cleared when another holder locks. 0 = never. */
-  lockTTL?: number;
   /** Registry requests per second; 0 = unlimited. */
   rateLimit?: number;
   rateBurst?: number;
   retry?: RetryConfig;
-  /** Largest state accepted on write and read, in bytes (decompressed). Default 256 MiB. */
-  maxStateSize?: number;
-  /** Versions kept per workspace; 0 = versioning off. */
-  maxVersions?: number;
   userAgent?: string;
   credentialFunc?: CredentialFunc;
   /** Explicit registry credentials (else credentialFunc, else Docker's config.json). */
@@ -54,13 +57,43 @@ export interface BackendConfig {
   password?: string;
   /** GitHub API base for the GHCR delete fallback (tests point it at a local server). */
   githubApiUrl?: string;
-  logger?: Logger;
-  /** Bytes of decoded state kept in memory to answer unchanged reads without a blob download. */
-  stateCacheBytes?: number;
-  /** Clock for lock leases and annotations (ms since the epoch). */
-  now?: () => number;
-  /** Use this target instead of building one from `repository` (embedding, tests). */
-  target?: Target;
+}
+
+/** A storage target built by the caller (the service builds one from its Config; embedding, tests). */
+export interface TargetSettings {
+  target: Target;
+}
+
+/** What createBackend takes: the core's settings, and a repository to open or a ready target. */
+export type BackendConfig = CoreSettings & (RepositorySettings | TargetSettings);
+
+/** The seed's repository settings in the storage layer's terms, for openTarget. */
+export function targetOptions(cfg: RepositorySettings, logger: Logger | undefined): OpenTargetOptions {
+  // Default: Docker's config.json (auths, credsStore, credHelpers), as docker and oras do.
+  const credentials: CredentialsOption =
+    cfg.credentialFunc ??
+    (cfg.username !== undefined || cfg.password !== undefined
+      ? { username: cfg.username ?? "", password: cfg.password ?? "" }
+      : { dockerConfig: undefined });
+  const retry = cfg.retry ?? {};
+  return {
+    repository: cfg.repository,
+    plainHTTP: cfg.plainHTTP ?? false,
+    insecureSkipVerify: cfg.insecure ?? false,
+    caFile: cfg.caFile || undefined,
+    credentials,
+    userAgent: cfg.userAgent || undefined,
+    retry: {
+      ...(retry.maxAttempts !== undefined ? { maxAttempts: retry.maxAttempts } : {}),
+      ...(retry.initialBackoff !== undefined ? { initialBackoffMs: retry.initialBackoff } : {}),
+      ...(retry.maxBackoff !== undefined ? { maxBackoffMs: retry.maxBackoff } : {}),
+      ...(retry.backoffMultiplier !== undefined ? { multiplier: retry.backoffMultiplier } : {}),
+    },
+    rateLimit: cfg.rateLimit ?? 0,
+    rateBurst: cfg.rateBurst ?? 0,
+    githubApiUrl: cfg.githubApiUrl || undefined,
+    logger,
+  };
 }
 
 export interface ResolvedConfig {
@@ -81,11 +114,7 @@ function nonNegativeInt(name: string, v: number | undefined, dflt: number): numb
 }
 
 /** Validates the core's own settings and applies the seed's defaults. */
-export function resolveConfig(cfg: BackendConfig): ResolvedConfig {
-  if (typeof cfg.repository !== "string" || cfg.repository.trim() === "") {
-    if (!cfg.target)
-      throw new InvalidArgumentError("repository is required (host[:port]/path or oci-layout:DIR)");
-  }
+export function resolveConfig(cfg: CoreSettings): ResolvedConfig {
   const compression = (cfg.compression ?? "none").trim().toLowerCase();
   if (compression !== "none" && compression !== "gzip") {
     throw new InvalidArgumentError(

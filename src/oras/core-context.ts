@@ -1,7 +1,8 @@
 import { metrics } from "@opentelemetry/api";
+import type { CallOptions } from "../call-options.ts";
 import type { Logger } from "../log.ts";
 import { EMPTY_BLOB, EMPTY_DIGEST, MEDIA_TYPE_EMPTY } from "../oci/media-types.ts";
-import type { CallOptions, Target } from "../oci/target.ts";
+import type { Target } from "../oci/target.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { ParsedStateManifest } from "./manifests.ts";
 

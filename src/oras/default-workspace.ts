@@ -1,5 +1,6 @@
+import type { CallOptions } from "../call-options.ts";
 import { EMPTY_BLOB, EMPTY_DIGEST, MEDIA_TYPE_EMPTY, MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
-import type { CallOptions, Target } from "../oci/target.ts";
+import type { Target } from "../oci/target.ts";
 import { packStateManifest } from "./manifests.ts";
 import { DEFAULT_WORKSPACE } from "./wire-format.ts";
 import { tagsFor } from "./workspace-names.ts";

@@ -1,9 +1,9 @@
+import type { CallOptions } from "../call-options.ts";
 import { InvalidArgumentError, NotFoundError, UnavailableError, UnimplementedError } from "../errors.ts";
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
-import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import { msToUnixNano, unixNanoToMs } from "./go-time.ts";
-import { LockError } from "./lock-error.ts";
+import { LockError, type LockHolder, lockHeldError, lockIdMismatchError } from "./lock-error.ts";
 import { emptyLockInfo, type LockInfo } from "./lock-info.ts";
 import {
   type LockGeneration,
@@ -36,6 +36,20 @@ export type LockStatus =
   | { state: "corrupt"; info: LockInfo; reason: string; digest: string }
   /** Answer to a conditional read whose digest still matches. */
   | { state: "unchanged"; digest: string };
+
+/** A lock status with content: every answer but a conditional read's "unchanged". */
+export type LockRead = Exclude<LockStatus, { state: "unchanged" }>;
+
+/**
+ * The lock as the caller read it a moment ago, with nothing written through this process since
+ * (the coordinator's verified read, in the workspace's turn): used instead of reading the tag
+ * again. It is as good as a read of our own: the registry has no compare-and-swap either way, and
+ * a change that lands in between is caught the same way (the verify after a write; a delete by
+ * digest that never removes a newer lock).
+ */
+export interface CurrentLockOption {
+  current?: LockRead | undefined;
+}
 
 function corruptHolder(digest: string, reason: string, stateTag: string): LockInfo {
   return { ...emptyLockInfo(), id: digest, who: "unknown", info: reason, path: stateTag };
@@ -91,41 +105,46 @@ function isStale(ctx: CoreContext, status: LockStatus & { state: "locked" }): bo
   return ctx.cfg.lockTTL > 0 && status.leaseExpiresAt !== null && ctx.cfg.now() > status.leaseExpiresAt;
 }
 
+/** The holder a refusal names, from a status read of a held (or unreadable) lock. */
+export function holderOf(status: Extract<LockStatus, { state: "locked" | "corrupt" }>): LockHolder {
+  return status.state === "corrupt"
+    ? { info: status.info, generation: 0, leaseExpiresAt: null, corrupt: true }
+    : {
+        info: status.info,
+        generation: status.generation,
+        leaseExpiresAt: status.leaseExpiresAt,
+        corrupt: false,
+      };
+}
+
 function lockedError(tags: WorkspaceTags, status: LockStatus, suffix = ""): LockError {
-  if (status.state === "corrupt") {
-    return new LockError(
-      `workspace ${JSON.stringify(tags.name)} is locked by an unreadable lock at tag ${tags.locked} ` +
-        `(${status.reason}); force-unlock with ID ${status.digest} removes it`,
-      status.info,
-    );
+  if (status.state === "locked" || status.state === "corrupt") {
+    return lockHeldError(tags.name, tags.locked, holderOf(status), suffix);
   }
-  if (status.state === "locked") {
-    return new LockError(
-      `workspace ${JSON.stringify(tags.name)} is locked by ${status.info.who || "an unknown holder"} ` +
-        `(lock ID ${status.info.id}${status.info.operation ? `, ${status.info.operation}` : ""})${suffix}`,
-      status.info,
-      { generation: status.generation, leaseExpiresAt: status.leaseExpiresAt },
-    );
-  }
+  // Verified free again right after our write: someone removed our lock meanwhile.
   return new LockError(`workspace ${JSON.stringify(tags.name)} is locked${suffix}`, emptyLockInfo());
 }
 
-/**
- * Takes the lock for `info.id`. Steady state: GET lock tag, PUT lock manifest, GET to verify
- * (3 requests). Locking again with the ID that holds it succeeds (clients retry lost answers).
- */
 export type HeldLockStatus = Extract<LockStatus, { state: "locked" }>;
 
+export interface AcquireOptions extends CallOptions, CurrentLockOption {}
+
+/**
+ * Takes the lock for `info.id`. Steady state: GET lock tag, PUT lock manifest, GET to verify
+ * (3 requests; 2 with `current`). Locking again with the ID that holds it succeeds (clients retry
+ * lost answers).
+ */
 export async function acquireLock(
   ctx: CoreContext,
   tags: WorkspaceTags,
   info: LockInfo,
-  opts: CallOptions | undefined,
+  opts: AcquireOptions | undefined,
 ): Promise<HeldLockStatus> {
   if (!info || typeof info.id !== "string" || info.id === "") {
     throw new InvalidArgumentError("lock info needs a non-empty ID");
   }
-  const current = await readLock(ctx, tags, opts);
+  const call = callOptionsOf(opts);
+  const current = opts?.current ?? (await readLock(ctx, tags, call));
   if (current.state === "corrupt") throw lockedError(tags, current);
   let base = generationOf(current);
   if (current.state === "locked") {
@@ -141,7 +160,7 @@ export async function acquireLock(
         holder: current.info.id,
         leaseExpiredAt: current.leaseExpiresAt,
       });
-      await removeLock(ctx, tags, current.digest, opts);
+      await removeLock(ctx, tags, current.digest, call);
     }
   }
   const generation: LockGeneration = {
@@ -150,13 +169,13 @@ export async function acquireLock(
     holderId: info.id,
   };
   const ours: LockInfo = { ...info, path: tags.state };
-  await ctx.ensureEmptyBlob(opts);
+  await ctx.ensureEmptyBlob(call);
   const bytes = packLockManifest({ workspace: tags.name, info: ours, generation, nowMs: ctx.cfg.now() });
-  const desc = await ctx.target.pushManifest(tags.locked, bytes, MEDIA_TYPE_OCI_MANIFEST, opts);
+  const desc = await ctx.target.pushManifest(tags.locked, bytes, MEDIA_TYPE_OCI_MANIFEST, call);
 
   let check: LockStatus;
   try {
-    check = await readLock(ctx, tags, opts);
+    check = await readLock(ctx, tags, call);
   } catch (err) {
     // We cannot tell whether we hold it: take our manifest back rather than leave a lock nobody
     // knows. Not with the caller's signal: it may be the reason the read failed.
@@ -178,21 +197,15 @@ export async function acquireLock(
   throw lockedError(tags, check, " (lost the race for the lock)");
 }
 
-export interface UnlockOptions extends CallOptions {
+export interface UnlockOptions extends CallOptions, CurrentLockOption {
   /** Remove the lock whoever holds it. */
   force?: boolean | undefined;
-  /**
-   * The digest of the lock manifest the caller has just read and checked is held by `id` (a
-   * coordinator that tracks the lock): deleted without reading the tag again. Deleting by
-   * digest can never remove a newer holder's lock, so a stale digest only makes this a no-op.
-   */
-  knownDigest?: string | undefined;
 }
 
 /**
  * Releases the lock held by `id`. A lock that is already gone is fine (B7). Steady state: GET the
- * lock tag and DELETE its digest (2 requests); the digest read is the one deleted, so a newer
- * holder's lock is never removed by accident.
+ * lock tag and DELETE its digest (2 requests; 1 with `current`); the digest read is the one
+ * deleted, so a newer holder's lock is never removed by accident.
  */
 export async function releaseLock(
   ctx: CoreContext,
@@ -200,21 +213,19 @@ export async function releaseLock(
   id: string,
   opts: UnlockOptions | undefined,
 ): Promise<void> {
-  if (opts?.knownDigest !== undefined) {
-    await removeLock(ctx, tags, opts.knownDigest, opts);
-    return;
-  }
-  const current = await readLock(ctx, tags, opts);
+  const call = callOptionsOf(opts);
+  const current = opts?.current ?? (await readLock(ctx, tags, call));
   if (current.state === "unlocked" || current.state === "unchanged") return;
   const holderId = current.info.id;
   if (!opts?.force && id !== holderId) {
-    throw new LockError(
-      `lock ID mismatch: workspace ${JSON.stringify(tags.name)} is locked with ID ${holderId}, not ${id}`,
-      current.info,
-      current.state === "locked" ? { generation: current.generation } : {},
-    );
+    throw lockIdMismatchError(tags.name, holderOf(current), id);
   }
-  await removeLock(ctx, tags, current.digest, opts);
+  await removeLock(ctx, tags, current.digest, call);
+}
+
+/** Only what the storage layer takes, not this layer's own options. */
+function callOptionsOf(opts: CallOptions | undefined): CallOptions {
+  return { signal: opts?.signal, deadline: opts?.deadline };
 }
 
 /**

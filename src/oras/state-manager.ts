@@ -1,9 +1,10 @@
+import type { CallOptions } from "../call-options.ts";
 import { NotFoundError, UnimplementedError } from "../errors.ts";
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
-import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import type { LockInfo } from "./lock-info.ts";
 import {
+  type AcquireOptions,
   acquireLock,
   type HeldLockStatus,
   type LockStatus,
@@ -170,12 +171,18 @@ export class StateManager {
     return (await acquireLock(this.#ctx, this.tags, info, opts)).info.id;
   }
 
-  /** Like `lock`, returning the lock as verified in the registry (digest, generation, lease). */
-  acquireLock(info: LockInfo, opts?: CallOptions): Promise<HeldLockStatus> {
+  /**
+   * Like `lock`, returning the lock as verified in the registry (digest, generation, lease). With
+   * `current` (the lock as the caller just read it), the tag is not read again first.
+   */
+  acquireLock(info: LockInfo, opts?: AcquireOptions): Promise<HeldLockStatus> {
     return acquireLock(this.#ctx, this.tags, info, opts);
   }
 
-  /** Releases the lock held by `id` (any holder with `force`). Already unlocked is fine. */
+  /**
+   * Releases the lock held by `id` (any holder with `force`). Already unlocked is fine. With
+   * `current` (the lock as the caller just read it), only its digest is deleted.
+   */
   unlock(id: string, opts?: UnlockOptions): Promise<void> {
     return releaseLock(this.#ctx, this.tags, id, opts);
   }

@@ -1,5 +1,6 @@
+import type { CallOptions } from "../call-options.ts";
 import { DataLossError, NotFoundError, TfstateError } from "../errors.ts";
-import type { CallOptions, Descriptor } from "../oci/target.ts";
+import type { Descriptor } from "../oci/target.ts";
 import type { CachedState, CoreContext } from "./core-context.ts";
 import { type ParsedStateManifest, parseStateManifest } from "./manifests.ts";
 import { collect, gunzipStream, limitStream, Md5Tap, sizeLimitError } from "./state-codec.ts";

@@ -1,5 +1,5 @@
+import type { CallOptions } from "../call-options.ts";
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
-import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import { annotatedWorkspace } from "./manifests.ts";
 import { classifyForeign, foreignStateError, ownedBy, ownerName } from "./tag-owner.ts";

@@ -1,10 +1,11 @@
 import { promisify } from "node:util";
 import { gzip as gzipCb, constants as zlibConstants } from "node:zlib";
+import type { CallOptions } from "../call-options.ts";
 import { CallContext } from "../oci/call-context.ts";
 import { sha256Digest } from "../oci/digest.ts";
 import { abortableIterate } from "../oci/layout-abortable.ts";
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
-import type { CallOptions, Descriptor } from "../oci/target.ts";
+import type { Descriptor } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import { packStateManifest, parseStateManifest } from "./manifests.ts";
 import { gzipStream, isMd5Checked, limitStream, Md5Tap, md5, sizeLimitError } from "./state-codec.ts";

@@ -1,7 +1,7 @@
+import type { CallOptions } from "../call-options.ts";
 import { mapLimit } from "../concurrency.ts";
 import { NotFoundError, UnimplementedError } from "../errors.ts";
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
-import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
 import { annotatedWorkspace, packStateManifest, parseStateManifest } from "./manifests.ts";
 import { fetchStateManifest, readVersionAt, type StatePayload } from "./state-read.ts";

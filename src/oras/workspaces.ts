@@ -1,10 +1,10 @@
+import type { CallOptions } from "../call-options.ts";
 import { mapLimit } from "../concurrency.ts";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError, withContext } from "../errors.ts";
 import { MEDIA_TYPE_OCI_MANIFEST } from "../oci/media-types.ts";
-import type { CallOptions } from "../oci/target.ts";
 import type { CoreContext } from "./core-context.ts";
-import { LockError } from "./lock-error.ts";
-import { readLock } from "./locking.ts";
+import { lockHeldError } from "./lock-error.ts";
+import { holderOf, readLock } from "./locking.ts";
 import { annotatedWorkspace, packStateManifest } from "./manifests.ts";
 import { fetchCurrentManifest, readCurrentState } from "./state-read.ts";
 import { describeManaged, managedResources } from "./state-resources.ts";
@@ -16,7 +16,7 @@ import {
   hashedWorkspaceTag,
   isHashedWorkspaceTag,
   parseStateTag,
-  tagsFor,
+  type WorkspaceTags,
   workspaceTag,
 } from "./workspace-names.ts";
 
@@ -97,10 +97,10 @@ export interface WorkspaceInfo {
 
 export async function describeWorkspace(
   ctx: CoreContext,
-  name: string,
+  tags: WorkspaceTags,
   opts: CallOptions | undefined,
 ): Promise<WorkspaceInfo> {
-  const tags = tagsFor(name);
+  const { name } = tags;
   const found = await fetchCurrentManifest(ctx, tags, opts);
   return {
     name,
@@ -119,10 +119,10 @@ export async function describeWorkspace(
  */
 export async function createWorkspace(
   ctx: CoreContext,
-  name: string,
+  tags: WorkspaceTags,
   opts: CallOptions | undefined,
 ): Promise<void> {
-  const tags = tagsFor(name);
+  const { name } = tags;
   if (name === DEFAULT_WORKSPACE || (await fetchCurrentManifest(ctx, tags, opts)) !== null) {
     throw new AlreadyExistsError(`workspace ${JSON.stringify(name)} already exists`);
   }
@@ -146,11 +146,11 @@ export interface DeleteWorkspaceOptions extends CallOptions {
  */
 export async function deleteWorkspace(
   ctx: CoreContext,
-  name: string,
+  tags: WorkspaceTags,
   force: boolean,
   opts: DeleteWorkspaceOptions | undefined,
 ): Promise<void> {
-  const tags = tagsFor(name);
+  const { name } = tags;
   if (name === DEFAULT_WORKSPACE) {
     throw new FailedPreconditionError('the "default" workspace cannot be deleted');
   }
@@ -187,18 +187,13 @@ export async function deleteWorkspace(
 async function assertDeletable(
   ctx: CoreContext,
   name: string,
-  tags: ReturnType<typeof tagsFor>,
+  tags: WorkspaceTags,
   opts: DeleteWorkspaceOptions | undefined,
 ): Promise<void> {
   const ws = JSON.stringify(name);
   const lock = await readLock(ctx, tags, opts);
   if ((lock.state === "locked" || lock.state === "corrupt") && lock.info.id !== (opts?.lockId ?? "")) {
-    const by = lock.state === "locked" ? `${lock.info.who || "an unknown holder"} ` : "an unreadable lock ";
-    throw new LockError(
-      `workspace ${ws} is locked by ${by}(lock ID ${lock.info.id}); unlock it first, or delete with force`,
-      lock.info,
-      lock.state === "locked" ? { generation: lock.generation, leaseExpiresAt: lock.leaseExpiresAt } : {},
-    );
+    throw lockHeldError(name, tags.locked, holderOf(lock), "; unlock it first, or delete with force");
   }
   const state = await readCurrentState(ctx, tags, opts);
   if (state === null || state.size === 0) return;

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { CallOptions } from "../oci/target.ts";
+import type { CallOptions } from "../call-options.ts";
 
 /**
  * The RPC's cancellation and deadline, handed to every coordinator call so they reach each registry

@@ -1,7 +1,6 @@
 import type { Coordinator } from "../coordinator/types.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { validateWorkspaceName } from "../oras/index.ts";
 
 /** What the RPC handlers need; built once by the server. */
 export interface RpcDeps {
@@ -11,12 +10,6 @@ export interface RpcDeps {
   maxMessageBytes: number;
   /** The server's maximum state size in bytes (checked before any registry work where possible). */
   maxStateSize: number;
-}
-
-/** A workspace name from a request, refused early with INVALID_ARGUMENT when not allowed. */
-export function workspaceArg(name: string): string {
-  validateWorkspaceName(name);
-  return name;
 }
 
 /** A positive version number from an int64 field. */

@@ -4,11 +4,11 @@
  * same errors, the same response, however the call came in.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { CallOptions } from "../call-options.ts";
 import { NotFoundError } from "../errors.ts";
 import type { GetStateRequest, GetStateResponseSchema } from "../gen/tfstate/v1/state_service_pb.ts";
-import type { CallOptions } from "../oci/target.ts";
 import { metadataFromPayload, notModifiedMetadata } from "./convert.ts";
-import { type RpcDeps, workspaceArg } from "./deps.ts";
+import type { RpcDeps } from "./deps.ts";
 import { checkUnaryState } from "./size-limits.ts";
 
 export type GetStateAnswer = MessageInitShape<typeof GetStateResponseSchema>;
@@ -24,7 +24,7 @@ export async function getStateAnswer(
   opts: CallOptions,
   unaryLimit: number,
 ): Promise<GetStateAnswer> {
-  const ws = workspaceArg(req.workspace);
+  const ws = req.workspace;
   if (req.ifNoneMatch !== "") {
     // The manifest alone says whether the caller's copy is current: no blob read for that.
     const head = await deps.coordinator.stateHead(ws, opts);

@@ -4,7 +4,7 @@
  * kubelet and load balancer; one registry ping answers all probes that arrive within `cacheMs`,
  * and concurrent probes share the ping in flight.
  */
-import type { CallOptions } from "../oci/target.ts";
+import type { CallOptions } from "../call-options.ts";
 
 export interface ReadinessStatus {
   ready: boolean;

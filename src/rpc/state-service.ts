@@ -22,7 +22,7 @@ import {
   metadataFromReader,
   stateVersionToProto,
 } from "./convert.ts";
-import { type RpcDeps, versionArg, workspaceArg } from "./deps.ts";
+import { type RpcDeps, versionArg } from "./deps.ts";
 import { stateBodyKey } from "./fast-methods.ts";
 import { getStateAnswer } from "./get-state.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
@@ -59,7 +59,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     },
 
     async putState(req, ctx) {
-      const ws = workspaceArg(req.workspace);
+      const ws = req.workspace;
       checkMaxStateSize(req.state.byteLength);
       checkMd5(req.md5, req.state);
       const result = await coordinator.putState(ws, req.state, {
@@ -70,13 +70,13 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     },
 
     async deleteState(req, ctx) {
-      const ws = workspaceArg(req.workspace);
+      const ws = req.workspace;
       await coordinator.deleteState(ws, { ...callOptions(ctx), lockId: lockIdArg(req.lockId) });
       return {};
     },
 
     async lock(req, ctx) {
-      const ws = workspaceArg(req.workspace);
+      const ws = req.workspace;
       const waitMs = req.wait ? Math.ceil(durationMs(req.wait)) : 0;
       if (waitMs < 0) throw new InvalidArgumentError("wait must not be negative");
       const result = await coordinator.lock(ws, lockInfoFromProto(req.lock), { ...callOptions(ctx), waitMs });
@@ -88,7 +88,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     },
 
     async unlock(req, ctx) {
-      const ws = workspaceArg(req.workspace);
+      const ws = req.workspace;
       if (req.lockId === "" && !req.force) {
         throw new InvalidArgumentError("Unlock needs lock_id, or force to release the lock whoever holds it");
       }
@@ -97,7 +97,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     },
 
     async getLock(req, ctx) {
-      const ws = workspaceArg(req.workspace);
+      const ws = req.workspace;
       const status = await coordinator.getLock(ws, callOptions(ctx));
       if (status.state === "unlocked") return { state: LockState.UNLOCKED };
       // An unreadable lock still blocks everyone: it is reported as held, its digest as the ID.
@@ -114,7 +114,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     },
 
     async listVersions(req, ctx) {
-      const ws = workspaceArg(req.workspace);
+      const ws = req.workspace;
       const size = pageSize(req.pageSize);
       const scope = `versions\u0000${ws}`;
       const after = decodePageToken(req.pageToken, scope);
@@ -132,7 +132,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     },
 
     async getVersion(req, ctx) {
-      const ws = workspaceArg(req.workspace);
+      const ws = req.workspace;
       const version = versionArg(req.version);
       const payload = await coordinator.getVersion(ws, version, callOptions(ctx));
       checkUnaryState(`version ${version} of workspace ${JSON.stringify(ws)}`, payload.size, unaryLimit(ctx));
@@ -140,7 +140,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     },
 
     async restoreVersion(req, ctx) {
-      const ws = workspaceArg(req.workspace);
+      const ws = req.workspace;
       const version = versionArg(req.version);
       const result = await coordinator.restoreVersion(ws, version, {
         ...callOptions(ctx),
@@ -150,7 +150,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
     },
 
     async *downloadState(req, ctx): AsyncGenerator<DownloadMessage> {
-      const ws = workspaceArg(req.workspace);
+      const ws = req.workspace;
       if (req.version < 0n)
         throw new InvalidArgumentError(`version must not be negative, got ${req.version}`);
       const opts = callOptions(ctx);
@@ -180,7 +180,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
         throw new InvalidArgumentError("the first UploadState message must be a header");
       }
       const header = first.value.payload.value;
-      const ws = workspaceArg(header.workspace);
+      const ws = header.workspace;
       if (header.md5.length !== 0 && header.md5.length !== MD5_BYTES) {
         throw new InvalidArgumentError(`md5 must be ${MD5_BYTES} bytes, got ${header.md5.length}`);
       }

@@ -12,7 +12,6 @@ import {
   WatchLockResponseSchema,
 } from "../gen/tfstate/v1/state_service_pb.ts";
 import { lockInfoToProto } from "./convert.ts";
-import { workspaceArg } from "./deps.ts";
 import { envelope } from "./envelope.ts";
 import { ServerDrainingError, watchSinkKey } from "./fast-methods.ts";
 
@@ -20,12 +19,12 @@ import { ServerDrainingError, watchSinkKey } from "./fast-methods.ts";
 export type WatchCodec = "proto" | "json";
 
 /**
- * Opens the event stream of one WatchLock call, refusing a bad workspace name with
- * INVALID_ARGUMENT. `requested` is the request's workspace, "" for all. The watch ends when
- * `signal` aborts (the client left, the deadline passed, the server drains).
+ * Opens the event stream of one WatchLock call (the coordinator refuses a bad workspace name).
+ * `requested` is the request's workspace, "" for all. The watch ends when `signal` aborts (the
+ * client left, the deadline passed, the server drains).
  */
 export function openWatch(coordinator: Coordinator, requested: string, signal?: AbortSignal): LockWatch {
-  return coordinator.watchLock(requested === "" ? undefined : workspaceArg(requested), signal);
+  return coordinator.watchLock(requested === "" ? undefined : requested, signal);
 }
 
 /**

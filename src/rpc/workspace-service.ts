@@ -10,7 +10,7 @@ import type { WorkspaceService } from "../gen/tfstate/v1/workspace_service_pb.ts
 import { DEFAULT_WORKSPACE } from "../oras/index.ts";
 import { callOptions } from "./call-options.ts";
 import { workspaceToProto } from "./convert.ts";
-import { type RpcDeps, workspaceArg } from "./deps.ts";
+import type { RpcDeps } from "./deps.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
 
 export function workspaceService(deps: RpcDeps): ServiceImpl<typeof WorkspaceService> {
@@ -33,19 +33,19 @@ export function workspaceService(deps: RpcDeps): ServiceImpl<typeof WorkspaceSer
     },
 
     async getWorkspace(req, ctx) {
-      const name = workspaceArg(req.name);
+      const name = req.name;
       const summary = await coordinator.getWorkspace(name, callOptions(ctx));
       return { workspace: workspaceToProto(summary, isBasic(req.view)) };
     },
 
     async createWorkspace(req, ctx) {
-      const name = workspaceArg(req.name);
+      const name = req.name;
       const summary = await coordinator.createWorkspace(name, callOptions(ctx));
       return { workspace: workspaceToProto(summary, false) };
     },
 
     async deleteWorkspace(req, ctx) {
-      const name = workspaceArg(req.name);
+      const name = req.name;
       if (name === DEFAULT_WORKSPACE) {
         throw new InvalidArgumentError('the "default" workspace cannot be deleted');
       }

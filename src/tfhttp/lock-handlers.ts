@@ -1,7 +1,7 @@
 import { lockInfoToGoJson } from "../oras/index.ts";
 import type { HandlerContext } from "./handler-context.ts";
 import { isForceUnlockBody, parseLockBody } from "./lock-body.ts";
-import { readBody } from "./request-body.ts";
+import { readLimitedBody } from "./request-body.ts";
 import { jsonReply, type Reply } from "./responses.ts";
 
 /** A LockInfo is a few hundred bytes; this leaves room for a long `Info` and nothing more. */
@@ -27,8 +27,8 @@ export const TOFU_LOCK_RETRY = {
  * before the 423; the CLI then retries on its own backoff (`-lock-timeout`), and its lock ID
  * keeps its place in line meanwhile, so it is served in the order it first arrived.
  */
-export async function takeLock(c: HandlerContext): Promise<Reply> {
-  const info = parseLockBody(await readBody(c.req, LOCK_BODY_LIMIT, "lock info"), "lock");
+export async function handleLock(c: HandlerContext): Promise<Reply> {
+  const info = parseLockBody(await readLimitedBody(c.req, LOCK_BODY_LIMIT, "lock info"), "lock");
   const result = await c.coordinator.lock(c.workspace, info, {
     signal: c.signal,
     waitMs: c.lockWaitMs,
@@ -43,8 +43,8 @@ export async function takeLock(c: HandlerContext): Promise<Reply> {
  * the lock the user read from an error, and releasing a different holder's lock would break a
  * lock that nobody asked to break, so a mismatch is a 409 with the holder.
  */
-export async function releaseLock(c: HandlerContext): Promise<Reply> {
-  const info = parseLockBody(await readBody(c.req, LOCK_BODY_LIMIT, "lock info"), "unlock");
+export async function handleUnlock(c: HandlerContext): Promise<Reply> {
+  const info = parseLockBody(await readLimitedBody(c.req, LOCK_BODY_LIMIT, "lock info"), "unlock");
   const released = await c.coordinator.unlock(c.workspace, info.id, { signal: c.signal });
   if (isForceUnlockBody(info)) {
     c.logger.info("force-unlock over the http backend", {

@@ -14,7 +14,7 @@ function tooLarge(what: string, limit: number): ResourceExhaustedError {
  * Compressed bodies are refused (the CLI never sends them), and Content-MD5, when present, must be
  * the base64 MD5 of exactly these bytes (RFC 1864), as OpenTofu sends it on every body.
  */
-export async function readBody(req: HttpRequest, limit: number, what: string): Promise<Buffer> {
+export async function readLimitedBody(req: HttpRequest, limit: number, what: string): Promise<Buffer> {
   const encoding = req.headers["content-encoding"];
   if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") {
     throw new InvalidArgumentError(

@@ -1,5 +1,4 @@
 import { InvalidArgumentError, NotFoundError } from "../errors.ts";
-import { validateWorkspaceName } from "../oras/index.ts";
 
 export const TERRAFORM_STATE_PREFIX = "/terraform/state/";
 
@@ -51,7 +50,8 @@ export function decodePathSegment(raw: string): string {
 
 /**
  * Splits `/terraform/state/{workspace}[/lock][?query]`. The workspace is one path segment, so a
- * `/` inside a name travels as `%2F`; it is decoded and validated like every other workspace name.
+ * `/` inside a name travels as `%2F`; it is decoded here and checked by the coordinator, like every
+ * other workspace name.
  */
 export function parseTerraformTarget(url: string): TerraformTarget {
   const q = url.indexOf("?");
@@ -72,9 +72,8 @@ export function parseTerraformTarget(url: string): TerraformTarget {
         `(a "/" inside a workspace name is sent as "%2F")`,
     );
   }
-  const workspace = decodePathSegment(rawName ?? "");
-  validateWorkspaceName(workspace);
-  return { kind, workspace, query };
+  // The coordinator checks the name itself, like every name that enters it.
+  return { kind, workspace: decodePathSegment(rawName ?? ""), query };
 }
 
 /**

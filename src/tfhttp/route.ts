@@ -1,10 +1,15 @@
 import { InvalidArgumentError } from "../errors.ts";
 import { errorBody, errorReply, type LockConflictStatus } from "./error-status.ts";
 import type { HandlerContext } from "./handler-context.ts";
-import { DEFAULT_HTTP_LOCK_WAIT_MS, MAX_HTTP_LOCK_WAIT_MS, releaseLock, takeLock } from "./lock-handlers.ts";
+import {
+  DEFAULT_HTTP_LOCK_WAIT_MS,
+  handleLock,
+  handleUnlock,
+  MAX_HTTP_LOCK_WAIT_MS,
+} from "./lock-handlers.ts";
 import { parseTerraformTarget, TERRAFORM_STATE_PREFIX } from "./request-path.ts";
 import { jsonReply, type Reply, send } from "./responses.ts";
-import { deleteState, readState, writeState } from "./state-handlers.ts";
+import { handleStateDelete, handleStateRead, handleStateWrite } from "./state-handlers.ts";
 import type {
   HttpRequest,
   HttpResponse,
@@ -28,11 +33,11 @@ interface Operation {
   run(c: HandlerContext): Promise<Reply>;
 }
 
-const read: Operation = { action: "read", lockConflict: 409, run: readState };
-const write: Operation = { action: "write", lockConflict: 409, run: writeState };
-const remove: Operation = { action: "delete", lockConflict: 409, run: deleteState };
-const lock: Operation = { action: "lock", lockConflict: 423, run: takeLock };
-const unlock: Operation = { action: "unlock", lockConflict: 409, run: releaseLock };
+const read: Operation = { action: "read", lockConflict: 409, run: handleStateRead };
+const write: Operation = { action: "write", lockConflict: 409, run: handleStateWrite };
+const remove: Operation = { action: "delete", lockConflict: 409, run: handleStateDelete };
+const lock: Operation = { action: "lock", lockConflict: 423, run: handleLock };
+const unlock: Operation = { action: "unlock", lockConflict: 409, run: handleUnlock };
 
 /**
  * Methods per path. `update_method` may be POST (the default) or PUT; `lock_method`/`unlock_method`

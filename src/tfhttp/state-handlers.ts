@@ -1,11 +1,11 @@
 import { InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { HandlerContext } from "./handler-context.ts";
-import { readBody } from "./request-body.ts";
+import { readLimitedBody } from "./request-body.ts";
 import { lockIdFromQuery } from "./request-path.ts";
 import type { Reply } from "./responses.ts";
 
 /** GET (and HEAD): the state with its MD5, which OpenTofu uses to tell whether the state changed. */
-export async function readState(c: HandlerContext): Promise<Reply> {
+export async function handleStateRead(c: HandlerContext): Promise<Reply> {
   const payload = await c.coordinator.getState(c.workspace, { signal: c.signal });
   if (payload === null) throw new NotFoundError(`workspace ${JSON.stringify(c.workspace)} has no state`);
   return {
@@ -25,9 +25,9 @@ export async function readState(c: HandlerContext): Promise<Reply> {
  * before the coordinator call, and the coordinator stores it as a blob before the write's turn, so
  * a slow body holds up no lock or write on the workspace.
  */
-export async function writeState(c: HandlerContext): Promise<Reply> {
+export async function handleStateWrite(c: HandlerContext): Promise<Reply> {
   const lockId = lockIdFromQuery(c.query);
-  const body = await readBody(c.req, c.maxStateSize, "state");
+  const body = await readLimitedBody(c.req, c.maxStateSize, "state");
   if (body.byteLength === 0) {
     throw new InvalidArgumentError("the state write has no body: send the state JSON");
   }
@@ -36,7 +36,7 @@ export async function writeState(c: HandlerContext): Promise<Reply> {
 }
 
 /** DELETE: removes the current state (history stays); fenced like a write. */
-export async function deleteState(c: HandlerContext): Promise<Reply> {
+export async function handleStateDelete(c: HandlerContext): Promise<Reply> {
   const lockId = lockIdFromQuery(c.query);
   await c.coordinator.deleteState(c.workspace, { lockId, signal: c.signal });
   return { status: 200 };

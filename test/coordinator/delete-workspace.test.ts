@@ -128,7 +128,7 @@ describe("DeleteWorkspace without force", () => {
       assert.ok(e instanceof LockError, String(e));
       assert.equal(e.holder.id, "keeper");
       assert.equal(e.generation, 1);
-      assert.match(e.message, /locked by kim@ci \(lock ID keeper\)/);
+      assert.match(e.message, /locked by kim@ci \(lock ID keeper, OperationTypeApply\); unlock it first/);
       return true;
     });
     // Holding the lock lifts the lock check, not the resource check.

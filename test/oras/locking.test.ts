@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { LockError } from "../../src/oras/index.ts";
 import { pushManifest } from "../harness/seed.ts";
-import { lockInfo, startCoreFixture } from "./fixture.ts";
+import { countRequests, lockInfo, startCoreFixture } from "./fixture.ts";
 
 const fx = await startCoreFixture();
 const HOUR = 3600_000;
@@ -217,6 +217,42 @@ describe("locking against a real registry", () => {
       state: "unchanged",
       digest: s.digest,
     });
+  });
+
+  test("with the lock the caller has just read (`current`), a lock costs 2 requests and an unlock 1", async () => {
+    const repo = fx.repo();
+    const mgr = fx.backend(repo).stateMgr("default");
+    await mgr.put(new Uint8Array([1])); // the empty config blob is known from here on
+    const free = await mgr.lockStatus();
+    assert.equal(free.state, "unlocked");
+    if (free.state !== "unlocked") return;
+    let lock = await countRequests(fx.proxy, () => mgr.acquireLock(lockInfo("me"), { current: free }));
+    assert.deepEqual(lock.calls, ["PUT manifests/locked-default", "GET manifests/locked-default"]);
+    const held = lock.result;
+
+    // The read it is given is the one it decides on: a held lock refuses another ID without a request.
+    const refused = await countRequests(fx.proxy, () =>
+      assert.rejects(mgr.unlock("other", { current: held }), (e: unknown) => {
+        assert.ok(e instanceof LockError);
+        assert.match(e.message, /^lock ID mismatch: workspace "default" is locked with ID me, not other$/);
+        return true;
+      }),
+    );
+    assert.deepEqual(refused.calls, []);
+    lock = await countRequests(fx.proxy, () =>
+      mgr.acquireLock(lockInfo("other"), { current: held }).catch((e) => e),
+    );
+    assert.ok((lock.result as unknown) instanceof LockError);
+    assert.deepEqual(lock.calls, []);
+
+    const unlock = await countRequests(fx.proxy, () => mgr.unlock("me", { current: held }));
+    assert.deepEqual(unlock.calls, [`DELETE manifests/${held.digest}`]);
+    assert.deepEqual(await mgr.lockStatus(), { state: "unlocked", digest: null });
+    // A read gone stale deletes by its digest, so it can never remove a newer holder's lock.
+    const newer = await mgr.acquireLock(lockInfo("newer"));
+    await mgr.unlock("me", { current: held });
+    assert.equal((await mgr.lockStatus()).state, "locked");
+    await mgr.unlock("newer", { current: newer });
   });
 });
 
