@@ -11,20 +11,10 @@ import type { CallContext } from "./call-context.ts";
 export async function* abortableIterate<T>(source: AsyncIterable<T>, call: CallContext): AsyncGenerator<T> {
   call.check();
   const iterator = source[Symbol.asyncIterator]();
-  const signal = call.signal;
-  let onAbort = (): void => undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(call.abortError());
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-  aborted.catch(() => undefined);
   let finished = false;
   try {
     for (;;) {
-      const next = iterator.next();
-      // Left behind by an abort, it may still reject later; that is expected, not unhandled.
-      next.catch(() => undefined);
-      const result = await Promise.race([next, aborted]);
+      const result = await nextOrAbort(iterator, call);
       if (result.done) {
         finished = true;
         return;
@@ -32,7 +22,6 @@ export async function* abortableIterate<T>(source: AsyncIterable<T>, call: CallC
       yield result.value;
     }
   } finally {
-    signal.removeEventListener("abort", onAbort);
     if (!finished) {
       // Not awaited: a generator paused in an await only returns once that await settles.
       Promise.resolve()
@@ -40,4 +29,28 @@ export async function* abortableIterate<T>(source: AsyncIterable<T>, call: CallC
         .catch(() => undefined);
     }
   }
+}
+
+/**
+ * The iterator's next result, or the call's abort error as soon as it is aborted. One listener per
+ * read, removed when the read settles: a race against one promise that lives as long as the call
+ * would keep every chunk ever read reachable from it (a 256 MiB upload held whole).
+ */
+function nextOrAbort<T>(iterator: AsyncIterator<T>, call: CallContext): Promise<IteratorResult<T>> {
+  const signal = call.signal;
+  if (signal.aborted) return Promise.reject(call.abortError());
+  return new Promise<IteratorResult<T>>((resolve, reject) => {
+    const onAbort = () => reject(call.abortError());
+    signal.addEventListener("abort", onAbort, { once: true });
+    iterator.next().then(
+      (r) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(r);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
 }
