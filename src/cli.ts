@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { backendConfig, storageTarget } from "./config/backend-config.ts";
 import { describeConfig } from "./config/config.ts";
+import { exposureRefusal } from "./config/exposure.ts";
 import { helpText } from "./config/help.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
 import { createCoordinator } from "./coordinator/index.ts";
@@ -14,8 +15,10 @@ import { stopGracefully } from "./http/lifecycle.ts";
 import { createServer } from "./http/server.ts";
 import { createJsonLogger, type Logger } from "./log.ts";
 import { createBackend } from "./oras/index.ts";
+import { Policy } from "./policy/policy.ts";
+import { loadPolicyFile } from "./policy/policy-file.ts";
 import { startTelemetry } from "./telemetry/sdk.ts";
-import { createTerraformHttpRoute } from "./tfhttp/index.ts";
+import { createTerraformHttpRoute, policyAuthorizer } from "./tfhttp/index.ts";
 
 const PROGRAM = "oci-tfstate";
 const EXIT_RUNTIME = 1;
@@ -67,6 +70,18 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   for (const w of warnings) logger.warn(w);
   installCrashHandlers(logger);
 
+  // Until the identity flags land, no configuration counts as identity.
+  const identity = false;
+  const refusal = exposureRefusal(config.listen, identity, config.allowAnonymous);
+  if (refusal !== undefined) fail(refusal, EXIT_USAGE);
+  let policy: Policy | undefined;
+  try {
+    policy = config.policyFile === undefined ? undefined : loadPolicyFile(config.policyFile);
+  } catch (err) {
+    if (isTfstateError(err)) fail(`--policy-file: ${err.message}`, EXIT_USAGE);
+    throw err;
+  }
+
   const tls = config.tls
     ? { cert: readPem(config.tls.certFile, "--tls-cert"), key: readPem(config.tls.keyFile, "--tls-key") }
     : undefined;
@@ -95,12 +110,14 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
     maxStateSize: config.maxStateSize,
     shutdownGraceMs: config.shutdownGraceMs,
     tls,
+    policy,
     routes: [
       createTerraformHttpRoute({
         coordinator,
         logger,
         maxStateSize: config.maxStateSize,
         lockWaitMs: config.httpLockWaitMs,
+        authorize: policyAuthorizer(policy ?? Policy.allowAll()),
       }),
     ],
   });

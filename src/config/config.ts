@@ -34,6 +34,10 @@ export interface Config {
   maxLockWaitMs: number;
   /** How long an http backend LOCK on a held lock waits in line before its 423; 0 = at once. */
   httpLockWaitMs: number;
+  /** The policy file; undefined: every authenticated caller may do everything. */
+  policyFile: string | undefined;
+  /** Serve anonymous callers beyond loopback when no identity is configured. */
+  allowAnonymous: boolean;
   /** Largest message read or written per RPC. */
   maxMessageBytes: number;
   /** How long a request body may stop arriving while the server waits for it. */

@@ -121,6 +121,8 @@ export function loadConfig(
     watchPollIntervalMs: required<number>("watch-poll-interval"),
     maxLockWaitMs: required<number>("max-lock-wait"),
     httpLockWaitMs: required<number>("http-lock-wait"),
+    policyFile: value<string>("policy-file"),
+    allowAnonymous: required<boolean>("allow-anonymous"),
     maxMessageBytes: required<number>("max-message-size"),
     bodyIdleTimeoutMs: required<number>("body-idle-timeout"),
     shutdownGraceMs: required<number>("shutdown-grace"),

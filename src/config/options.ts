@@ -223,6 +223,24 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parsePositiveDuration,
   },
   {
+    flag: "policy-file",
+    type: "string",
+    placeholder: "FILE",
+    help:
+      "Who may do what to which workspace (YAML or JSON: rules of principals, workspace globs and " +
+      "permissions). Without it every authenticated caller may do everything.",
+    parse: nonEmpty,
+  },
+  {
+    flag: "allow-anonymous",
+    type: "boolean",
+    help:
+      "Serve callers without credentials when listening beyond loopback with no identity configured " +
+      "(refused by default: state holds secrets).",
+    default: "false",
+    parse: parseBool,
+  },
+  {
     flag: "http-lock-wait",
     type: "string",
     placeholder: "DURATION",

@@ -9,10 +9,13 @@ import { createContextKey, createContextValues } from "@connectrpc/connect";
 import type { Coordinator } from "../coordinator/types.ts";
 import { type Logger, noopLogger } from "../log.ts";
 import { DEFAULT_MAX_STATE_SIZE } from "../oras/wire-format.ts";
+import { Policy } from "../policy/policy.ts";
+import { authorizationInterceptor } from "../rpc/authorization.ts";
 import { errorInterceptor, toConnectError } from "../rpc/errors.ts";
+import { METHOD_ACCESS } from "../rpc/method-access.ts";
 import { type Principal, principalKey } from "../rpc/principal.ts";
 import { Readiness } from "../rpc/readiness.ts";
-import { PUBLIC_SERVICES, rpcServices } from "../rpc/routes.ts";
+import { rpcServices } from "../rpc/routes.ts";
 import { rpcTelemetry, telemetryInterceptor } from "../rpc/telemetry-interceptor.ts";
 import { type Authenticator, type AuthRequest, allowAll } from "./auth.ts";
 import {
@@ -60,6 +63,8 @@ export interface ServerOptions {
   routes?: readonly ExtraRoute[] | undefined;
   /** Default: everyone is let in as the anonymous principal. */
   authenticate?: Authenticator | undefined;
+  /** Who may do what to which workspace. Default: every caller may do everything. */
+  policy?: Policy | undefined;
   /** Largest message read or written, in bytes. Default 4 MiB (gRPC's usual client limit). */
   maxMessageBytes?: number | undefined;
   /** The backend's maximum state size in bytes, to refuse larger states before any registry work. */
@@ -114,6 +119,7 @@ const remoteAddressKey = createContextKey<string | undefined>(undefined, { descr
 export function createServer(opts: ServerOptions): TfstateServer {
   const logger = opts.logger ?? noopLogger;
   const authenticate = opts.authenticate ?? allowAll;
+  const policy = opts.policy ?? Policy.allowAll();
   const routes = [...(opts.routes ?? [])];
   const secure = opts.tls !== undefined;
   const graceMs = opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
@@ -137,7 +143,11 @@ export function createServer(opts: ServerOptions): TfstateServer {
       readiness,
       healthWatchIntervalMs: opts.healthWatchIntervalMs,
     }),
-    interceptors: [telemetryInterceptor(rpcTelemetry()), errorInterceptor(logger)],
+    interceptors: [
+      telemetryInterceptor(rpcTelemetry()),
+      authorizationInterceptor(policy),
+      errorInterceptor(logger),
+    ],
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
     acceptCompression: [...SERVER_COMPRESSIONS],
@@ -145,7 +155,7 @@ export function createServer(opts: ServerOptions): TfstateServer {
     logger,
     contextValues: (remoteAddress) => createContextValues().set(remoteAddressKey, remoteAddress),
     async requestGate(ctx) {
-      if (!PUBLIC_SERVICES.has(ctx.service.typeName)) {
+      if (METHOD_ACCESS.get(ctx.method)?.kind !== "public") {
         try {
           const principal = await authenticate({
             method: ctx.requestMethod,

@@ -8,7 +8,7 @@
 import type { LockWatch } from "../coordinator/types.ts";
 import { ResourceExhaustedError } from "../errors.ts";
 import type { WatchSink } from "../rpc/fast-methods.ts";
-import { type WatchCodec, watchFrame } from "../rpc/watch-lock.ts";
+import { type EventView, eventFor, type WatchCodec, watchFrame } from "../rpc/watch-lock.ts";
 import type { StreamResponse } from "./stream-response.ts";
 
 /**
@@ -71,9 +71,9 @@ export function watchFrameSink(
   maxMessageBytes: number,
 ): WatchSink {
   return {
-    pump(watch, requested) {
+    pump(watch, requested, view) {
       return new Promise<void>((resolve, reject) => {
-        new WatchPump(watch, requested, res, codec, fanOut, maxMessageBytes, resolve, reject).start();
+        new WatchPump(watch, requested, view, res, codec, fanOut, maxMessageBytes, resolve, reject).start();
       });
     },
   };
@@ -82,6 +82,7 @@ export function watchFrameSink(
 class WatchPump {
   readonly #watch: LockWatch;
   readonly #requested: string;
+  readonly #view: EventView;
   readonly #res: StreamResponse;
   readonly #codec: WatchCodec;
   readonly #fanOut: FanOut;
@@ -92,6 +93,7 @@ class WatchPump {
   constructor(
     watch: LockWatch,
     requested: string,
+    view: EventView,
     res: StreamResponse,
     codec: WatchCodec,
     fanOut: FanOut,
@@ -101,6 +103,7 @@ class WatchPump {
   ) {
     this.#watch = watch;
     this.#requested = requested;
+    this.#view = view;
     this.#res = res;
     this.#codec = codec;
     this.#fanOut = fanOut;
@@ -128,7 +131,9 @@ class WatchPump {
           else this.#resolve();
           return;
         }
-        const frame = watchFrame(event, this.#requested, this.#codec);
+        const { show, hideId } = eventFor(event, this.#view);
+        if (!show) continue;
+        const frame = watchFrame(event, this.#requested, this.#codec, hideId);
         if (frame.byteLength - 5 > this.#max) {
           throw new ResourceExhaustedError(
             `a WatchLock message of ${frame.byteLength - 5} bytes is larger than the ${this.#max}-byte message limit`,

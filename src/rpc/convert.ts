@@ -2,6 +2,7 @@
  * Core values (src/oras, src/coordinator) to and from their tfstate.v1 messages. Pure functions,
  * no I/O.
  */
+
 import { create } from "@bufbuild/protobuf";
 import type { WorkspaceSummary } from "../coordinator/types.ts";
 import { LockInfoSchema, type LockInfo as ProtoLockInfo } from "../gen/tfstate/v1/lock_pb.ts";
@@ -21,6 +22,7 @@ import type {
   VersionInfo,
 } from "../oras/index.ts";
 import { rfc3339FromTimestamp, timestampFromRfc3339 } from "./time.ts";
+import { type CallerView, shownHolder } from "./view.ts";
 
 export function lockInfoToProto(info: LockInfo): ProtoLockInfo {
   const created = timestampFromRfc3339(info.created);
@@ -132,7 +134,7 @@ export function stateVersionToProto(v: VersionInfo): StateVersion {
   });
 }
 
-export function workspaceToProto(w: WorkspaceSummary, basic: boolean): Workspace {
+export function workspaceToProto(w: WorkspaceSummary, basic: boolean, view: CallerView): Workspace {
   if (basic) return create(WorkspaceSchema, { name: w.name });
   const updateTime = timestampFromRfc3339(w.updatedAt);
   return create(WorkspaceSchema, {
@@ -142,6 +144,6 @@ export function workspaceToProto(w: WorkspaceSummary, basic: boolean): Workspace
     storedSizeBytes: BigInt(w.hasState ? w.storedSize : 0),
     version: BigInt(w.hasState ? (w.version ?? 0) : 0),
     ...(w.hasState && updateTime ? { updateTime } : {}),
-    ...(w.lock ? { lock: lockInfoToProto(w.lock) } : {}),
+    ...(w.lock ? { lock: lockInfoToProto(shownHolder(w.lock, w.name, view)) } : {}),
   });
 }

@@ -20,6 +20,7 @@ import type { LockWatch } from "../coordinator/types.ts";
 import { UnavailableError } from "../errors.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { StateService } from "../gen/tfstate/v1/state_service_pb.ts";
+import type { EventView } from "./watch-lock.ts";
 
 export interface MethodTraits {
   /** How the edge writes a successful response's body. */
@@ -48,7 +49,7 @@ export const stateBodyKey = createContextKey<StateBodySink | undefined>(undefine
  * resolves once the watch has ended, rejects with its failure.
  */
 export interface WatchSink {
-  pump(watch: LockWatch, requested: string): Promise<void>;
+  pump(watch: LockWatch, requested: string, view: EventView): Promise<void>;
 }
 
 export const watchSinkKey = createContextKey<WatchSink | undefined>(undefined, {

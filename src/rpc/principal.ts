@@ -5,10 +5,15 @@ import { createContextKey } from "@connectrpc/connect";
  * configured everyone is the anonymous principal.
  */
 export interface Principal {
-  /** How the caller was identified, e.g. "anonymous", "basic", "bearer", "mtls". */
-  readonly method: string;
-  /** A name fit for logs and audit records (never a secret). */
+  readonly method: "anonymous" | "token" | "oidc";
+  /** Fit for logs and audit: the token's name, or `oidc:<issuer host>:<sub>`; never a secret. */
   readonly name: string;
+  /** method "token": the token's name from the tokens file. */
+  readonly token?: string;
+  /** method "oidc": the verified token's issuer, subject, and all its claims. */
+  readonly issuer?: string;
+  readonly subject?: string;
+  readonly claims?: Readonly<Record<string, unknown>>;
 }
 
 export const ANONYMOUS: Principal = Object.freeze({ method: "anonymous", name: "anonymous" });

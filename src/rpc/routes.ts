@@ -24,9 +24,6 @@ export const SERVED_SERVICES: readonly DescService[] = [
   ServerReflectionV1Alpha,
 ];
 
-/** Services any caller may use without authenticating (probes come without credentials). */
-export const PUBLIC_SERVICES: ReadonlySet<string> = new Set([Health.typeName]);
-
 export interface RpcRoutesOptions extends RpcDeps {
   readiness: Readiness;
   /** How often a health Watch stream re-checks readiness. */

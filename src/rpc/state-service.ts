@@ -29,6 +29,7 @@ import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
 import { rechunk, slices } from "./rechunk.ts";
 import { checkUnaryState, STREAM_CHUNK_BYTES, StateSizeError, unaryStateLimit } from "./size-limits.ts";
 import { UploadBody } from "./upload-body.ts";
+import { callerView, shownHolder } from "./view.ts";
 import { watchResponses } from "./watch-lock.ts";
 
 type DownloadMessage = MessageInitShape<typeof DownloadStateResponseSchema>;
@@ -93,7 +94,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
         throw new InvalidArgumentError("Unlock needs lock_id, or force to release the lock whoever holds it");
       }
       const released = await coordinator.unlock(ws, req.lockId, { ...callOptions(ctx), force: req.force });
-      return released ? { releasedLock: lockInfoToProto(released) } : {};
+      return released ? { releasedLock: lockInfoToProto(shownHolder(released, ws, callerView(ctx))) } : {};
     },
 
     async getLock(req, ctx) {
@@ -103,7 +104,7 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
       // An unreadable lock still blocks everyone: it is reported as held, its digest as the ID.
       return {
         state: LockState.LOCKED,
-        lock: lockInfoToProto(status.info),
+        lock: lockInfoToProto(shownHolder(status.info, ws, callerView(ctx))),
         generation: BigInt(status.generation),
         ...(status.leaseExpiresAt !== null ? { expireTime: timestampFromMs(status.leaseExpiresAt) } : {}),
       };

@@ -14,6 +14,7 @@ import {
 import { lockInfoToProto } from "./convert.ts";
 import { envelope } from "./envelope.ts";
 import { ServerDrainingError, watchSinkKey } from "./fast-methods.ts";
+import { callerView } from "./view.ts";
 
 /** How a stream's messages are encoded, from its content type. */
 export type WatchCodec = "proto" | "json";
@@ -39,9 +40,10 @@ export function watchResponses(
   ctx: HandlerContext,
 ): AsyncIterable<WatchLockResponse> {
   const { signal } = ctx;
+  const view = callerView(ctx);
   const watch = openWatch(coordinator, requested, signal);
   const sink = ctx.values.get(watchSinkKey);
-  if (sink === undefined) return eachEvent(watch, requested, signal);
+  if (sink === undefined) return eachEvent(watch, requested, signal, view);
   const ended = (): Promise<IteratorResult<WatchLockResponse>> => {
     watch.close();
     return Promise.reject(watchEnd(watch, signal));
@@ -49,7 +51,7 @@ export function watchResponses(
   return {
     [Symbol.asyncIterator]: () => ({
       next: () =>
-        sink.pump(watch, requested).then(ended, (err: unknown) => {
+        sink.pump(watch, requested, view).then(ended, (err: unknown) => {
           watch.close();
           throw err;
         }),
@@ -65,9 +67,13 @@ async function* eachEvent(
   watch: LockWatch,
   requested: string,
   signal: AbortSignal,
+  view: EventView,
 ): AsyncGenerator<WatchLockResponse> {
   try {
-    for await (const event of watch) yield watchMessage(event, requested);
+    for await (const event of watch) {
+      const { show, hideId } = eventFor(event, view);
+      if (show) yield watchMessage(event, requested, hideId);
+    }
   } finally {
     watch.close();
   }
@@ -94,10 +100,25 @@ const EVENT_KINDS = {
  * The hub hands the same event object to every stream it reaches, so each event's response is built
  * once and shared (it is only read from then on), as is its encoded frame per codec.
  */
-const messages = new WeakMap<LockEvent, WatchLockResponse>();
-const frames = new WeakMap<LockEvent, { proto?: Buffer; json?: Buffer }>();
+/** An event's message with the holder's lock ID, and without it (for callers without `lock`). */
+type Variants<T> = { shown?: T; hidden?: T };
+const messages = new WeakMap<LockEvent, Variants<WatchLockResponse>>();
+const frames = new WeakMap<LockEvent, { proto?: Variants<Buffer>; json?: Variants<Buffer> }>();
 
-export function watchMessage(event: LockEvent, requested: string): WatchLockResponse {
+/** What one stream's caller sees of the events (rpc/view.ts), for the frame writer and for messages. */
+export interface EventView {
+  visible(workspace: string): boolean;
+  lockIds(workspace: string): boolean;
+}
+
+/** Whether a stream's caller sees `event`, and with the holder's ID. */
+export function eventFor(event: LockEvent, view: EventView): { show: boolean; hideId: boolean } {
+  if (event.kind === "snapshot_complete") return { show: true, hideId: false };
+  if (!view.visible(event.workspace)) return { show: false, hideId: false };
+  return { show: true, hideId: event.info !== undefined && !view.lockIds(event.workspace) };
+}
+
+export function watchMessage(event: LockEvent, requested: string, hideId = false): WatchLockResponse {
   if (event.kind === "snapshot_complete") {
     return create(WatchLockResponseSchema, {
       workspace: requested,
@@ -105,16 +126,23 @@ export function watchMessage(event: LockEvent, requested: string): WatchLockResp
       observeTime: timestampFromMs(event.observedAt),
     });
   }
-  let message = messages.get(event);
+  let variants = messages.get(event);
+  if (variants === undefined) {
+    variants = {};
+    messages.set(event, variants);
+  }
+  const key = hideId ? "hidden" : "shown";
+  let message = variants[key];
   if (message === undefined) {
+    const info = event.info && hideId ? { ...event.info, id: "" } : event.info;
     message = create(WatchLockResponseSchema, {
       workspace: event.workspace,
       kind: EVENT_KINDS[event.kind],
       generation: BigInt(event.generation),
       observeTime: timestampFromMs(event.observedAt),
-      ...(event.info ? { lock: lockInfoToProto(event.info) } : {}),
+      ...(info ? { lock: lockInfoToProto(info) } : {}),
     });
-    messages.set(event, message);
+    variants[key] = message;
   }
   return message;
 }
@@ -124,17 +152,23 @@ export function watchMessage(event: LockEvent, requested: string): WatchLockResp
  * gRPC-Web share: flags 0, big-endian length, payload). Shared by every stream it is written to,
  * so it must not be modified.
  */
-export function watchFrame(event: LockEvent, requested: string, codec: WatchCodec): Buffer {
+export function watchFrame(event: LockEvent, requested: string, codec: WatchCodec, hideId = false): Buffer {
   if (event.kind === "snapshot_complete") return envelope(0, encode(watchMessage(event, requested), codec));
   let byCodec = frames.get(event);
   if (byCodec === undefined) {
     byCodec = {};
     frames.set(event, byCodec);
   }
-  let frame = byCodec[codec];
+  let variants = byCodec[codec];
+  if (variants === undefined) {
+    variants = {};
+    byCodec[codec] = variants;
+  }
+  const key = hideId ? "hidden" : "shown";
+  let frame = variants[key];
   if (frame === undefined) {
-    frame = envelope(0, encode(watchMessage(event, requested), codec));
-    byCodec[codec] = frame;
+    frame = envelope(0, encode(watchMessage(event, requested, hideId), codec));
+    variants[key] = frame;
   }
   return frame;
 }

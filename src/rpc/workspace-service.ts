@@ -12,6 +12,7 @@ import { callOptions } from "./call-options.ts";
 import { workspaceToProto } from "./convert.ts";
 import type { RpcDeps } from "./deps.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
+import { callerView } from "./view.ts";
 
 export function workspaceService(deps: RpcDeps): ServiceImpl<typeof WorkspaceService> {
   const { coordinator } = deps;
@@ -22,26 +23,28 @@ export function workspaceService(deps: RpcDeps): ServiceImpl<typeof WorkspaceSer
       const scope = `workspaces\u0000${basic ? "basic" : "full"}`;
       const after = decodePageToken(req.pageToken, scope);
       const opts = callOptions(ctx);
-      const names = await coordinator.listWorkspaceNames(opts);
+      const view = callerView(ctx);
+      // Paged over what the caller may see: a workspace it may not does not exist for it.
+      const names = (await coordinator.listWorkspaceNames(opts)).filter((n) => view.visible(n));
       const rest = after === undefined ? names : names.filter((n) => n > after);
       const page = rest.slice(0, size);
       const last = page.at(-1);
       const nextPageToken = rest.length > size && last !== undefined ? encodePageToken(scope, last) : "";
       if (basic) return { workspaces: page.map((name) => ({ name })), nextPageToken };
       const described = await coordinator.describeWorkspaces(page, opts);
-      return { workspaces: described.map((w) => workspaceToProto(w, false)), nextPageToken };
+      return { workspaces: described.map((w) => workspaceToProto(w, false, view)), nextPageToken };
     },
 
     async getWorkspace(req, ctx) {
       const name = req.name;
       const summary = await coordinator.getWorkspace(name, callOptions(ctx));
-      return { workspace: workspaceToProto(summary, isBasic(req.view)) };
+      return { workspace: workspaceToProto(summary, isBasic(req.view), callerView(ctx)) };
     },
 
     async createWorkspace(req, ctx) {
       const name = req.name;
       const summary = await coordinator.createWorkspace(name, callOptions(ctx));
-      return { workspace: workspaceToProto(summary, false) };
+      return { workspace: workspaceToProto(summary, false, callerView(ctx)) };
     },
 
     async deleteWorkspace(req, ctx) {

@@ -40,10 +40,16 @@ export function errorBody(message: string): string {
   return JSON.stringify({ error: message });
 }
 
-export function errorReply(err: unknown, lockConflict: LockConflictStatus): ErrorReply {
+export function errorReply(
+  err: unknown,
+  lockConflict: LockConflictStatus,
+  opts: { hideLockId?: boolean } = {},
+): ErrorReply {
   if (err instanceof LockError) {
     // Without a holder (a lock ID that holds nothing) there is no LockInfo to show; say why instead.
-    const body = err.holder.id !== "" ? lockInfoToGoJson(err.holder) : errorBody(err.message);
+    // The ID is the key to the workspace's writes: only a caller that may lock it is shown it.
+    const holder = opts.hideLockId ? { ...err.holder, id: "" } : err.holder;
+    const body = err.holder.id !== "" ? lockInfoToGoJson(holder) : errorBody(err.message);
     return { status: lockConflict, body, headers: {}, serverFault: false };
   }
   if (!isTfstateError(err)) {

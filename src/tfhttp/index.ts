@@ -1,7 +1,8 @@
 /** The Terraform/OpenTofu `http` state backend protocol, served on the coordinator. */
 
+export { policyAuthorizer } from "./authorization.ts";
 export { TERRAFORM_STATE_PREFIX } from "./request-path.ts";
-export { createTerraformHttpRoute, type TerraformHttpRoute } from "./route.ts";
+export { createTerraformHttpRoute, TERRAFORM_HTTP_ROUTES, type TerraformHttpRoute } from "./route.ts";
 export type {
   HttpRequest,
   HttpResponse,

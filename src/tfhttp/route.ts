@@ -16,6 +16,7 @@ import type {
   RouteContext,
   RoutePrincipal,
   TerraformHttpAction,
+  TerraformHttpGrant,
   TerraformHttpRouteOptions,
 } from "./types.ts";
 
@@ -65,6 +66,12 @@ const ROUTES = {
   },
 } as const;
 
+/** Every request the route answers, with the action it is authorised as (tests check each has a permission). */
+export const TERRAFORM_HTTP_ROUTES: readonly { path: string; method: string; action: TerraformHttpAction }[] =
+  Object.values(ROUTES).flatMap((r) =>
+    [...r.ops].map(([method, op]) => ({ path: r.path, method, action: op.action })),
+  );
+
 /**
  * The Terraform/OpenTofu `http` backend (docs/terraform-http-backend.md) on the coordinator:
  * `/terraform/state/{workspace}` for the state and `/terraform/state/{workspace}/lock` for its lock.
@@ -88,6 +95,7 @@ export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): Te
     let lockConflict: LockConflictStatus = 409;
     let workspace: string | undefined;
     let principal: RoutePrincipal | undefined;
+    let grant: TerraformHttpGrant | undefined;
     let reply: Reply;
     try {
       // First: a caller the server does not know learns nothing, not even whether a path exists.
@@ -105,7 +113,7 @@ export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): Te
         );
       } else {
         lockConflict = op.lockConflict;
-        await authorize?.(req, { workspace, action: op.action, principal });
+        grant = await authorize?.(req, { workspace, action: op.action, principal });
         reply = await op.run({
           coordinator,
           logger,
@@ -118,7 +126,7 @@ export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): Te
         });
       }
     } catch (err) {
-      const failure = errorReply(err, lockConflict);
+      const failure = errorReply(err, lockConflict, { hideLockId: grant?.showLockIds === false });
       const fields = { method, workspace, status: failure.status, err };
       if (failure.serverFault) logger.error("terraform http backend request failed", fields);
       else logger.debug("terraform http backend request refused", fields);

@@ -2,16 +2,14 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Coordinator } from "../coordinator/types.ts";
 import type { Logger } from "../log.ts";
+import type { Principal } from "../rpc/principal.ts";
 
 /** Requests and responses as the HTTP edge hands them over: HTTP/1.1 or the HTTP/2 compatibility API. */
 export type HttpRequest = IncomingMessage | Http2ServerRequest;
 export type HttpResponse = ServerResponse | Http2ServerResponse;
 
-/** The caller as the server's authentication point established it (src/http's Principal). */
-export interface RoutePrincipal {
-  readonly method: string;
-  readonly name: string;
-}
+/** The caller as the server's authentication point established it. */
+export type RoutePrincipal = Principal;
 
 /**
  * What the HTTP edge passes a mounted route (src/http's RouteContext), declared here so this layer
@@ -42,7 +40,16 @@ export interface TerraformHttpAccess {
  * known and before any body is read or any state touched. Rejects with PermissionDeniedError (403)
  * or UnauthenticatedError (401) to refuse.
  */
-export type TerraformHttpAuthorize = (req: HttpRequest, access: TerraformHttpAccess) => Promise<void>;
+export type TerraformHttpAuthorize = (
+  req: HttpRequest,
+  access: TerraformHttpAccess,
+) => Promise<TerraformHttpGrant | undefined>;
+
+/** What an allowed request may be shown. */
+export interface TerraformHttpGrant {
+  /** A refusal naming the lock's holder shows its lock ID (the caller may lock the workspace). */
+  showLockIds: boolean;
+}
 
 export interface TerraformHttpRouteOptions {
   coordinator: Coordinator;

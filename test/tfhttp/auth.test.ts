@@ -16,6 +16,7 @@ const fx = await startTfhttpFixture({
     if (access.principal?.name === "reader" && access.action !== "read") {
       throw new PermissionDeniedError(`${access.principal.name} may only read workspace ${access.workspace}`);
     }
+    return undefined;
   },
 });
 after(closeClients);
