@@ -3,7 +3,7 @@
 //
 // New builds clients for both services of one server:
 //
-//	c, err := tfstate.New("https://tfstate.example.com", tfstate.WithBearerToken(token))
+//	c, err := tfstate.New("https://tfstate.example.com", tfstate.WithTokenSource(tfstate.TokenFromEnv(tfstate.TokenEnvVar)))
 //	res, err := c.State.GetState(ctx, connect.NewRequest(&tfstatev1.GetStateRequest{Workspace: "default"}))
 //
 // The request and response types live in the generated package
@@ -65,6 +65,7 @@ type Option func(*options)
 type options struct {
 	tls           *tls.Config
 	token         string
+	tokenSource   TokenSource
 	protocol      Protocol
 	httpClient    connect.HTTPClient
 	clientOptions []connect.ClientOption
@@ -76,9 +77,17 @@ func WithTLS(config *tls.Config) Option {
 	return func(o *options) { o.tls = config }
 }
 
-// WithBearerToken sends "Authorization: Bearer <token>" with every call.
+// WithBearerToken sends "Authorization: Bearer <token>" with every call. An empty token sends none.
 func WithBearerToken(token string) Option {
 	return func(o *options) { o.token = token }
+}
+
+// WithTokenSource asks source for a token for every unary call and at the start of every stream,
+// and sends it as "Authorization: Bearer <token>": a short-lived OIDC token fetched again, or a
+// rotated file (TokenFromFile), reaches the next call. A failing source fails the call with
+// CodeUnauthenticated before anything is sent. Not allowed with WithBearerToken.
+func WithTokenSource(source TokenSource) Option {
+	return func(o *options) { o.tokenSource = source }
 }
 
 // WithProtocol selects the wire protocol (default ProtocolConnect).
@@ -121,6 +130,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if o.tls != nil && o.httpClient != nil {
 		return nil, errors.New("tfstate: WithTLS and WithHTTPClient exclude each other; configure TLS on the HTTP client")
 	}
+	if o.token != "" && o.tokenSource != nil {
+		return nil, errors.New("tfstate: WithBearerToken and WithTokenSource exclude each other")
+	}
 	if o.protocol < ProtocolConnect || o.protocol > ProtocolGRPCWeb {
 		return nil, fmt.Errorf("tfstate: unknown protocol %v", o.protocol)
 	}
@@ -136,7 +148,10 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	case ProtocolGRPCWeb:
 		clientOptions = append(clientOptions, connect.WithGRPCWeb())
 	}
-	if o.token != "" {
+	switch {
+	case o.tokenSource != nil:
+		clientOptions = append(clientOptions, connect.WithInterceptors(BearerTokenSource(o.tokenSource)))
+	case o.token != "":
 		clientOptions = append(clientOptions, connect.WithInterceptors(BearerToken(o.token)))
 	}
 	clientOptions = append(clientOptions, o.clientOptions...)

@@ -5,10 +5,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -183,6 +187,9 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 		{"tls on http", "http://127.0.0.1:8080", []tfstate.Option{tfstate.WithTLS(&tls.Config{})}, "https://"},
 		{"tls and http client", "https://h", []tfstate.Option{tfstate.WithTLS(&tls.Config{}), tfstate.WithHTTPClient(http.DefaultClient)}, "exclude"},
 		{"unknown protocol", "http://h", []tfstate.Option{tfstate.WithProtocol(tfstate.Protocol(9))}, "unknown protocol"},
+		{"token and token source", "http://h", []tfstate.Option{
+			tfstate.WithBearerToken("t"), tfstate.WithTokenSource(tfstate.StaticToken("t")),
+		}, "exclude"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tfstate.New(tc.url, tc.opts...)
@@ -194,8 +201,177 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 }
 
 func TestTokenIsNotPrinted(t *testing.T) {
-	if s := tfstate.BearerToken("s3cret").(interface{ String() string }).String(); strings.Contains(s, "s3cret") {
-		t.Fatalf("the interceptor prints its token: %s", s)
+	for _, interceptor := range []connect.Interceptor{
+		tfstate.BearerToken("s3cret"),
+		tfstate.BearerTokenSource(tfstate.StaticToken("s3cret")),
+	} {
+		if s := fmt.Sprintf("%v %+v %#v %s", interceptor, interceptor, interceptor, interceptor); strings.Contains(s, "s3cret") {
+			t.Fatalf("the interceptor prints its token: %s", s)
+		}
+	}
+}
+
+type ctxKey struct{}
+
+func TestTokenSourceAskedForEveryCall(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		useTLS   bool
+		protocol tfstate.Protocol
+	}{
+		{"connect over http", false, tfstate.ProtocolConnect},
+		{"grpc over h2c", false, tfstate.ProtocolGRPC},
+		{"grpc-web over http", false, tfstate.ProtocolGRPCWeb},
+		{"grpc over tls", true, tfstate.ProtocolGRPC},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			handler, server := startRecordingServer(t, tc.useTLS)
+			var calls atomic.Int32
+			var sawCallContext atomic.Bool
+			source := func(ctx context.Context) (string, error) {
+				if ctx.Value(ctxKey{}) == "call" {
+					sawCallContext.Store(true)
+				}
+				return fmt.Sprintf("token-%d", calls.Add(1)), nil
+			}
+			opts := []tfstate.Option{tfstate.WithTokenSource(source), tfstate.WithProtocol(tc.protocol)}
+			if tc.useTLS {
+				opts = append(opts, tfstate.WithTLS(&tls.Config{RootCAs: rootsOf(server), MinVersion: tls.VersionTLS12}))
+			}
+			c, err := tfstate.New(server.URL, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.WithValue(testContext(t), ctxKey{}, "call")
+			if _, err := c.State.GetState(ctx, connect.NewRequest(&tfstatev1.GetStateRequest{Workspace: "default"})); err != nil {
+				t.Fatal(err)
+			}
+			stream, err := c.State.WatchLock(ctx, connect.NewRequest(&tfstatev1.WatchLockRequest{Workspace: "default"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !stream.Receive() {
+				t.Fatalf("WatchLock sent nothing: %v", stream.Err())
+			}
+			_ = stream.Close()
+			_, err = c.State.Lock(ctx, connect.NewRequest(&tfstatev1.LockRequest{Workspace: "default"}))
+			wantCode(t, err, connect.CodeFailedPrecondition)
+
+			var got []string
+			for _, call := range handler.recorded() {
+				got = append(got, call.procedure+" "+call.authorization)
+			}
+			want := []string{
+				"/tfstate.v1.StateService/GetState Bearer token-1",
+				"/tfstate.v1.StateService/WatchLock Bearer token-2",
+				"/tfstate.v1.StateService/Lock Bearer token-3",
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("the server saw\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if !sawCallContext.Load() {
+				t.Fatal("the token source was not given the call's context")
+			}
+		})
+	}
+}
+
+func TestTokenSourceFailureSendsNothing(t *testing.T) {
+	cause := errors.New("the identity provider is down")
+	for _, tc := range []struct {
+		name   string
+		source tfstate.TokenSource
+		want   string
+	}{
+		{"an error", func(context.Context) (string, error) { return "", cause }, "the token source failed: the identity provider is down"},
+		{"an empty token", tfstate.StaticToken(""), "empty token"},
+		{"a token with a line break", tfstate.StaticToken("s3cret\r\nX-Injected: 1"), "character not allowed"},
+		{"a token with a space", tfstate.StaticToken("s3cret s3cret"), "character not allowed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, protocol := range []tfstate.Protocol{tfstate.ProtocolConnect, tfstate.ProtocolGRPC, tfstate.ProtocolGRPCWeb} {
+				handler, server := startRecordingServer(t, false)
+				c, err := tfstate.New(server.URL, tfstate.WithTokenSource(tc.source), tfstate.WithProtocol(protocol))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx := testContext(t)
+				_, unaryErr := c.State.GetState(ctx, connect.NewRequest(&tfstatev1.GetStateRequest{Workspace: "default"}))
+				streamErr := func() error {
+					stream, err := c.State.WatchLock(ctx, connect.NewRequest(&tfstatev1.WatchLockRequest{Workspace: "default"}))
+					if err != nil {
+						return err
+					}
+					defer stream.Close()
+					if stream.Receive() {
+						t.Fatalf("%v: WatchLock received a message without a token", protocol)
+					}
+					return stream.Err()
+				}()
+				for _, err := range []error{unaryErr, streamErr} {
+					wantCode(t, err, connect.CodeUnauthenticated)
+					if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cret") {
+						t.Fatalf("%v: error %q, want one saying %q without the token", protocol, err, tc.want)
+					}
+					if tc.name == "an error" {
+						if !errors.Is(err, cause) {
+							t.Fatalf("%v: the error does not wrap the source's: %v", protocol, err)
+						}
+					}
+				}
+				if calls := handler.recorded(); len(calls) != 0 {
+					t.Fatalf("%v: the server saw %+v, want no call without credentials", protocol, calls)
+				}
+			}
+		})
+	}
+}
+
+func TestTokenFromEnv(t *testing.T) {
+	ctx := context.Background()
+	source := tfstate.TokenFromEnv("OCI_TFSTATE_TEST_TOKEN")
+	t.Setenv("OCI_TFSTATE_TEST_TOKEN", " first\n")
+	if got, err := source(ctx); err != nil || got != "first" {
+		t.Fatalf("TokenFromEnv = %q, %v; want first", got, err)
+	}
+	// Read again on every call.
+	t.Setenv("OCI_TFSTATE_TEST_TOKEN", "second")
+	if got, err := source(ctx); err != nil || got != "second" {
+		t.Fatalf("TokenFromEnv = %q, %v; want second", got, err)
+	}
+	t.Setenv("OCI_TFSTATE_TEST_TOKEN", "")
+	if _, err := source(ctx); err == nil || !strings.Contains(err.Error(), "OCI_TFSTATE_TEST_TOKEN is not set") {
+		t.Fatalf("TokenFromEnv with the variable empty: %v", err)
+	}
+}
+
+func TestTokenFromFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	source := tfstate.TokenFromFile(file)
+	if _, err := source(ctx); err == nil || !strings.Contains(err.Error(), "cannot read the token file") {
+		t.Fatalf("TokenFromFile with no file: %v", err)
+	}
+	for _, tc := range []struct{ content, want string }{{"s3cret-1\n", "s3cret-1"}, {"s3cret-2", "s3cret-2"}} {
+		if err := os.WriteFile(file, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := source(ctx); err != nil || got != tc.want {
+			t.Fatalf("TokenFromFile = %q, %v; want %q", got, err, tc.want)
+		}
+	}
+	if err := os.WriteFile(file, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := source(ctx); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Fatalf("TokenFromFile with an empty file: %v", err)
+	}
+	if err := os.WriteFile(file, []byte("s3cret"+strings.Repeat("x", 70<<10)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := source(ctx); err == nil || !strings.Contains(err.Error(), "larger than") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("TokenFromFile with a huge file: %v", err)
 	}
 }
 

@@ -23,12 +23,21 @@ type target struct {
 	opts []tfstate.Option
 }
 
-// targets are filled by TestMain: the service on a real registry over cleartext, and the service
-// on an OCI layout directory over TLS, each spoken to with Connect and with gRPC.
+// targets are filled by TestMain: the service on a real registry over cleartext with no identity
+// (anonymous callers, no token sent), and the service on an OCI layout directory over TLS with
+// identity on (--tokens-file; every call carries a token), each spoken to with Connect and gRPC.
 var targets []target
 
 // certPool trusts the TLS server's certificate.
 var certPool *x509.CertPool
+
+// identity is the identity-enabled service (the one over TLS) and the tokens its file holds.
+var identity struct {
+	url       string
+	tlsConfig *tls.Config
+	// token and rotated are both in the tokens file; unknown has the right shape but is not.
+	token, rotated, unknown string
+}
 
 func TestMain(m *testing.M) {
 	code, err := run(m)
@@ -52,6 +61,13 @@ func run(m *testing.M) (code int, err error) {
 		return 1, err
 	}
 	certPool = cert.Pool
+	identity.token, identity.rotated, identity.unknown = testserver.NewSecret(), testserver.NewSecret(), testserver.NewSecret()
+	tokensFile, err := testserver.WriteTokensFile(tmp,
+		testserver.TokenEntry{Name: "go-client-tests", Secret: identity.token},
+		testserver.TokenEntry{Name: "go-client-tests-rotated", Secret: identity.rotated})
+	if err != nil {
+		return 1, err
+	}
 
 	// The registry-backed and the layout-backed service start side by side.
 	var (
@@ -96,6 +112,7 @@ func run(m *testing.M) (code int, err error) {
 			TLSCertFile: cert.CertFile,
 			TLSKeyFile:  cert.KeyFile,
 			MaxVersions: 10,
+			TokensFile:  tokensFile,
 		})
 		if layoutErr == nil {
 			addStop(onLayout.Stop)
@@ -107,12 +124,14 @@ func run(m *testing.M) (code int, err error) {
 	}
 
 	tlsConfig := &tls.Config{RootCAs: cert.Pool, MinVersion: tls.VersionTLS12}
+	identity.url, identity.tlsConfig = onLayout.URL, tlsConfig
+	withToken := tfstate.WithBearerToken(identity.token)
 	targets = []target{
 		{"registry/connect", onRegistry.URL, []tfstate.Option{tfstate.WithProtocol(tfstate.ProtocolConnect)}},
 		{"registry/grpc", onRegistry.URL, []tfstate.Option{tfstate.WithProtocol(tfstate.ProtocolGRPC)}},
-		{"oci-layout+tls/connect", onLayout.URL, []tfstate.Option{tfstate.WithTLS(tlsConfig)}},
-		{"oci-layout+tls/grpc", onLayout.URL, []tfstate.Option{
-			tfstate.WithTLS(tlsConfig), tfstate.WithProtocol(tfstate.ProtocolGRPC),
+		{"oci-layout+tls+token/connect", onLayout.URL, []tfstate.Option{tfstate.WithTLS(tlsConfig), withToken}},
+		{"oci-layout+tls+token/grpc", onLayout.URL, []tfstate.Option{
+			tfstate.WithTLS(tlsConfig), tfstate.WithProtocol(tfstate.ProtocolGRPC), withToken,
 		}},
 	}
 	return m.Run(), nil
@@ -127,7 +146,7 @@ func eachTarget(t *testing.T, fn func(t *testing.T, c *tfstate.Client)) {
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := tfstate.New(tg.url, append([]tfstate.Option{tfstate.WithBearerToken("test-token")}, tg.opts...)...)
+			c, err := tfstate.New(tg.url, tg.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -209,6 +209,9 @@ type ServiceOptions struct {
 	TLSCertFile, TLSKeyFile string
 	// MaxVersions is the history kept per workspace (0: none).
 	MaxVersions int
+	// TokensFile turns identity on: only callers with a token of this file (WriteTokensFile) are
+	// served.
+	TokensFile string
 	// Args are appended to the command line.
 	Args []string
 }
@@ -240,6 +243,9 @@ func StartService(opts ServiceOptions) (*Service, error) {
 	}
 	if opts.TLSCertFile != "" {
 		args = append(args, "--tls-cert", opts.TLSCertFile, "--tls-key", opts.TLSKeyFile)
+	}
+	if opts.TokensFile != "" {
+		args = append(args, "--tokens-file", opts.TokensFile)
 	}
 	args = append(args, opts.Args...)
 	cmd := exec.Command(node, args...)
