@@ -22,7 +22,7 @@ from pathlib import Path
 
 from connectrpc.errors import ConnectError
 
-from oci_tfstate import AsyncClient, Client, lock_holder
+from oci_tfstate import TOKEN_ENV_VAR, AsyncClient, Client, lock_holder, token_from_env
 from oci_tfstate.gen.tfstate.v1.lock_pb import LockInfo
 from oci_tfstate.gen.tfstate.v1.state_service_pb import (
     GetStateRequest,
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     watch_args.add_argument("workspace", nargs="?", default="", help="omit to watch every workspace")
     args = parser.parse_args(argv)
 
-    token = os.environ.get("OCI_TFSTATE_TOKEN") or None
+    # Read again for every call: a token rotated in the environment's source reaches the next one.
+    token = token_from_env() if os.environ.get(TOKEN_ENV_VAR) else None
     ca_cert = args.ca_file.read_bytes() if args.ca_file else None
     try:
         if args.command == "watch":

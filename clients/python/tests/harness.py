@@ -3,9 +3,12 @@ registry (Debian's docker-registry) on random loopback ports, and stops them by 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -200,3 +203,20 @@ def _openssl(*args: str | Path) -> None:
     result = subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+
+def new_secret() -> str:
+    """An API token as `oci-tfstate token create` makes it: "otfs_" and 32 random bytes in unpadded
+    base64url (43 characters)."""
+    return "otfs_" + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+def write_tokens_file(path: Path, tokens: dict[str, str]) -> Path:
+    """Writes the file the service reads with --tokens-file: ``{"tokens": [{"name", "sha256"}]}``
+    (JSON being YAML), with the lowercase hex SHA-256 of each secret, keyed by token name."""
+    entries = [
+        {"name": name, "sha256": hashlib.sha256(secret.encode()).hexdigest()}
+        for name, secret in tokens.items()
+    ]
+    path.write_text(json.dumps({"tokens": entries}, indent=2))
+    return path

@@ -9,7 +9,7 @@ from connectrpc.protocol import ProtocolType
 from pyqwest import Client as HTTPClient
 from pyqwest import HTTPTransport, HTTPVersion, SyncClient, SyncHTTPTransport
 
-from ._auth import BearerToken
+from ._auth import BearerToken, TokenSource
 from .gen.tfstate.v1.state_service_connect import StateServiceClient, StateServiceClientSync
 from .gen.tfstate.v1.workspace_service_connect import (
     WorkspaceServiceClient,
@@ -39,7 +39,7 @@ class _Settings:
         self,
         base_url: str,
         *,
-        token: str | None,
+        token: str | TokenSource | None,
         protocol: ProtocolName | ProtocolType,
         ca_cert: bytes | None,
         client_cert: bytes | None,
@@ -80,7 +80,11 @@ class Client:
 
     Args:
         base_url: The server's URL, e.g. ``http://127.0.0.1:8080`` or ``https://tfstate.example.com``.
-        token: Sent as ``Authorization: Bearer <token>`` with every call.
+        token: Sent as ``Authorization: Bearer <token>`` with every call: a string, or a zero-argument
+            callable (a :data:`~oci_tfstate.TokenSource`, e.g. :func:`~oci_tfstate.token_from_env`
+            or :func:`~oci_tfstate.token_from_file`) asked for every unary call and at the start of
+            every stream, so a short-lived OIDC token fetched again reaches the next call. When it
+            raises, the call fails with UNAUTHENTICATED before anything is sent.
         protocol: ``"connect"`` (default), ``"grpc"`` or ``"grpc-web"``; the server answers all three.
         ca_cert: PEM certificates to trust instead of the system's roots (https:// only).
         client_cert: PEM client certificate for mutual TLS, with ``client_key``.
@@ -96,7 +100,7 @@ class Client:
         self,
         base_url: str,
         *,
-        token: str | None = None,
+        token: str | TokenSource | None = None,
         protocol: ProtocolName | ProtocolType = "connect",
         ca_cert: bytes | None = None,
         client_cert: bytes | None = None,
@@ -121,7 +125,7 @@ class Client:
             http_version=settings.http_version,
         )
         http_client = SyncClient(self._transport)
-        chain: list[InterceptorSync] = [BearerToken(token)] if token else []
+        chain: list[InterceptorSync] = [BearerToken(token)] if token is not None and token != "" else []
         chain.extend(interceptors)
         self.state = StateServiceClientSync(
             settings.base_url,
@@ -170,7 +174,7 @@ class AsyncClient:
         self,
         base_url: str,
         *,
-        token: str | None = None,
+        token: str | TokenSource | None = None,
         protocol: ProtocolName | ProtocolType = "connect",
         ca_cert: bytes | None = None,
         client_cert: bytes | None = None,
@@ -195,7 +199,7 @@ class AsyncClient:
             http_version=settings.http_version,
         )
         http_client = HTTPClient(self._transport)
-        chain: list[Interceptor] = [BearerToken(token)] if token else []
+        chain: list[Interceptor] = [BearerToken(token)] if token is not None and token != "" else []
         chain.extend(interceptors)
         self.state = StateServiceClient(
             settings.base_url,
