@@ -15,7 +15,14 @@ import { hostname, userInfo } from "node:os";
 import { text } from "node:stream/consumers";
 import { parseArgs } from "node:util";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createNodeClient, LockEventKindSchema, lockHolder, type Protocol } from "@oci-tfstate/client/node";
+import {
+  createNodeClient,
+  LockEventKindSchema,
+  lockHolder,
+  type Protocol,
+  TOKEN_ENV_VAR,
+  tokenFromEnv,
+} from "@oci-tfstate/client/node";
 
 const USAGE = `usage: tfstate-cli [--url URL] [--protocol connect|grpc|grpc-web] [--ca-file FILE] COMMAND WORKSPACE [ARG]
   get WORKSPACE          write the current state to stdout
@@ -38,7 +45,8 @@ async function main(): Promise<void> {
   const client = createNodeClient({
     baseUrl: values.url,
     protocol: values.protocol as Protocol,
-    token: process.env.OCI_TFSTATE_TOKEN || undefined,
+    // Read again for every call when set, so a rotated token reaches the next one.
+    token: process.env[TOKEN_ENV_VAR] ? tokenFromEnv() : undefined,
     tls: caFile === undefined ? undefined : { ca: readFileSync(caFile) },
   });
   try {

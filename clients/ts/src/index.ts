@@ -1,6 +1,7 @@
 /**
  * The runtime-neutral part of the client: the generated types, a client over any Connect
- * transport, bearer-token authentication and the typed error details. `@oci-tfstate/client/node`
+ * transport, bearer-token authentication (a token, or a source asked for every call) and the typed
+ * error details. `@oci-tfstate/client/node`
  * and `@oci-tfstate/client/web` build the transports for Node and for browsers.
  */
 import type { DescService } from "@bufbuild/protobuf";
@@ -96,12 +97,71 @@ async function* endOnReturn(
   }
 }
 
-/** An interceptor that sends `Authorization: Bearer <token>` with every unary and streaming call. */
-export function bearerToken(token: string): Interceptor {
-  if (token === "") throw new Error("the bearer token is empty");
-  const value = `Bearer ${token}`;
-  return (next) => (req) => {
-    req.header.set("Authorization", value);
+/**
+ * Returns the token for one call: an API token (`otfs_...`) or a JWT such as a CI job's OIDC token.
+ * Called for every unary call and at the start of every stream, so a short-lived token fetched
+ * again, or a rotated token file, reaches the next call. Whatever it throws fails the call with
+ * UNAUTHENTICATED before anything is sent; never put the token in what it throws.
+ */
+export type TokenSource = () => string | Promise<string>;
+
+/** The environment variable the service's token is read from by convention (`tokenFromEnv`). */
+export const TOKEN_ENV_VAR = "OCI_TFSTATE_TOKEN";
+
+/** The problem with a token that cannot travel as a bearer token, or undefined; never quotes it. */
+function tokenProblem(token: unknown): string | undefined {
+  if (typeof token !== "string") return `the token source returned ${typeof token}, not a string`;
+  if (token === "") return "the bearer token is empty";
+  for (let i = 0; i < token.length; i++) {
+    // Visible ASCII only: API tokens and JWTs are base64url and dots; a space, a control character
+    // (CR/LF would split the header) or non-ASCII is a broken token.
+    const c = token.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) {
+      return `the bearer token holds a character not allowed in a header (character ${i + 1} of ${token.length})`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * An interceptor that sends `Authorization: Bearer <token>` with every unary and streaming call.
+ * `token` is a string, or a TokenSource asked for every call and every stream's start. When the
+ * source throws, or returns an empty token or one that cannot be a header value, the call fails
+ * with a ConnectError UNAUTHENTICATED (the source's error is its `cause`) and is never sent.
+ */
+export function bearerToken(token: string | TokenSource): Interceptor {
+  if (typeof token === "string") {
+    const problem = tokenProblem(token);
+    if (problem !== undefined) throw new Error(problem);
+    const value = `Bearer ${token}`;
+    return (next) => (req) => {
+      req.header.set("Authorization", value);
+      return next(req);
+    };
+  }
+  if (typeof token !== "function") {
+    throw new TypeError(`the token must be a string or a function returning one, not ${typeof token}`);
+  }
+  const source = token;
+  return (next) => async (req) => {
+    let value: unknown;
+    try {
+      value = await source();
+    } catch (err) {
+      const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      throw new ConnectError(
+        `the token source failed: ${reason}`,
+        Code.Unauthenticated,
+        undefined,
+        undefined,
+        err,
+      );
+    }
+    const problem = tokenProblem(value);
+    if (problem !== undefined) {
+      throw new ConnectError(`the token source returned a bad token: ${problem}`, Code.Unauthenticated);
+    }
+    req.header.set("Authorization", `Bearer ${value as string}`);
     return next(req);
   };
 }

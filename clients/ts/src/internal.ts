@@ -1,6 +1,6 @@
 /** Helpers shared by the Node and the browser entry points; not part of the package's API. */
 import type { Interceptor } from "@connectrpc/connect";
-import { bearerToken } from "./index.js";
+import { bearerToken, type TokenSource } from "./index.js";
 
 /** Checks a base URL; returns it parsed, and as a string without a trailing slash. */
 export function checkBaseUrl(baseUrl: string): { url: URL; base: string } {
@@ -18,7 +18,7 @@ export function checkBaseUrl(baseUrl: string): { url: URL; base: string } {
 
 /** The interceptors a client runs: the bearer token's first, then the caller's. */
 export function interceptorsFor(
-  token: string | undefined,
+  token: string | TokenSource | undefined,
   extra: readonly Interceptor[] = [],
 ): Interceptor[] {
   return token === undefined ? [...extra] : [bearerToken(token), ...extra];

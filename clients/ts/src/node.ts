@@ -1,10 +1,11 @@
 /**
  * The client for Node: Connect, gRPC or gRPC-Web over @connectrpc/connect-node, with TLS settings
- * and bearer-token authentication.
+ * and bearer-token authentication, and token sources that read the environment or a file per call.
  *
  *   const client = createNodeClient({ baseUrl: "http://127.0.0.1:8080", protocol: "grpc" });
  *   const { state } = await client.state.getState({ workspace: "default" });
  */
+import { open } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import type { Interceptor, Transport } from "@connectrpc/connect";
@@ -14,7 +15,13 @@ import {
   createGrpcWebTransport,
   Http2SessionManager,
 } from "@connectrpc/connect-node";
-import { createTfstateClient, type Protocol, type TfstateClient } from "./index.js";
+import {
+  createTfstateClient,
+  type Protocol,
+  type TfstateClient,
+  TOKEN_ENV_VAR,
+  type TokenSource,
+} from "./index.js";
 import { checkBaseUrl, interceptorsFor } from "./internal.js";
 
 export * from "./index.js";
@@ -36,8 +43,12 @@ export interface NodeTlsOptions {
 export interface NodeClientOptions {
   /** The server's URL, e.g. `http://127.0.0.1:8080` or `https://tfstate.example.com`. */
   baseUrl: string;
-  /** Sent as `Authorization: Bearer <token>` with every call. */
-  token?: string | undefined;
+  /**
+   * Sent as `Authorization: Bearer <token>` with every call: a string, or a TokenSource (a function
+   * returning the token or a promise of it) asked for every unary call and at the start of every
+   * stream, so a short-lived OIDC token fetched again reaches the next call.
+   */
+  token?: string | TokenSource | undefined;
   /** Default "connect". The server answers all three on one port. */
   protocol?: Protocol | undefined;
   /** Only for https:// URLs. */
@@ -110,4 +121,49 @@ export function createNodeClient(options: NodeClientOptions): NodeTfstateClient 
           });
   }
   return { ...createTfstateClient(transport), close };
+}
+
+/**
+ * A TokenSource that reads the environment variable `name` (default OCI_TFSTATE_TOKEN) for every
+ * call, without surrounding white space. An unset or empty variable fails the call.
+ */
+export function tokenFromEnv(name: string = TOKEN_ENV_VAR): TokenSource {
+  return () => {
+    const token = process.env[name]?.trim() ?? "";
+    if (token === "") throw new Error(`the environment variable ${name} is not set or empty`);
+    return token;
+  };
+}
+
+/** Far more than any API token or JWT; a larger token file is refused instead of sent. */
+const MAX_TOKEN_FILE_BYTES = 64 * 1024;
+
+/**
+ * A TokenSource that reads the file at `path` for every call, without surrounding white space: a
+ * token mounted from a secret store and rotated in place (a Kubernetes projected service account
+ * token, a file a sidecar refreshes) reaches the next call. A missing, empty or oversized file fails
+ * the call.
+ */
+export function tokenFromFile(path: string): TokenSource {
+  return async () => {
+    const file = await open(path, "r");
+    const buffer = Buffer.alloc(MAX_TOKEN_FILE_BYTES + 1);
+    let length = 0;
+    try {
+      for (;;) {
+        const { bytesRead } = await file.read(buffer, length, buffer.length - length, null);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+        if (length === buffer.length) break;
+      }
+    } finally {
+      await file.close();
+    }
+    if (length > MAX_TOKEN_FILE_BYTES) {
+      throw new Error(`the token file ${path} is larger than ${MAX_TOKEN_FILE_BYTES} bytes`);
+    }
+    const token = buffer.subarray(0, length).toString("utf8").trim();
+    if (token === "") throw new Error(`the token file ${path} is empty`);
+    return token;
+  };
 }

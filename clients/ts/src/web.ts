@@ -10,7 +10,7 @@
  */
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
-import { createTfstateClient, type TfstateClient } from "./index.js";
+import { createTfstateClient, type TfstateClient, type TokenSource } from "./index.js";
 import { checkBaseUrl, interceptorsFor } from "./internal.js";
 
 export * from "./index.js";
@@ -18,8 +18,12 @@ export * from "./index.js";
 export interface WebClientOptions {
   /** The server's URL, e.g. `https://tfstate.example.com`. */
   baseUrl: string;
-  /** Sent as `Authorization: Bearer <token>` with every call. */
-  token?: string | undefined;
+  /**
+   * Sent as `Authorization: Bearer <token>` with every call: a string, or a TokenSource (a function
+   * returning the token or a promise of it) asked for every unary call and at the start of every
+   * stream, so a short-lived OIDC token fetched again reaches the next call.
+   */
+  token?: string | TokenSource | undefined;
   /** Default "connect". */
   protocol?: "connect" | "grpc-web" | undefined;
   /** Connect only: JSON instead of binary Protobuf on the wire. Default false. */

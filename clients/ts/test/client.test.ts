@@ -1,6 +1,7 @@
 /**
- * The Node and browser clients against the running service: on a real registry over cleartext, and
- * on an OCI layout directory over TLS, over every protocol each client speaks.
+ * The Node and browser clients against the running service: on a real registry over cleartext with
+ * identity on (`--tokens-file`; every call carries a token), and on an OCI layout directory over TLS
+ * with no identity (anonymous callers, no token sent), over every protocol each client speaks.
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -23,7 +24,7 @@ import {
   WorkspaceView,
 } from "../src/node.ts";
 import { createWebClient } from "../src/web.ts";
-import { startService } from "./service.ts";
+import { newSecret, startService, writeTokensFile } from "./service.ts";
 
 const md5 = (b: Uint8Array) => new Uint8Array(createHash("md5").update(b).digest());
 const encode = (s: string) => new TextEncoder().encode(s);
@@ -36,15 +37,18 @@ const TIMEOUT_MS = 15_000;
 
 const registry = await startRegistry();
 const certs = await createTestCertificates();
-const layoutDir = await mkdtemp(path.join(tmpdir(), "oci-tfstate-ts-client-"));
+const workDir = await mkdtemp(path.join(tmpdir(), "oci-tfstate-ts-client-"));
+const token = newSecret();
+const tokensFile = await writeTokensFile(path.join(workDir, "tokens.json"), { "ts-client-tests": token });
 const [onRegistry, onTls] = await Promise.all([
   startService([
     `--repository=${registry.host}/tfstate/ts-client-${randomBytes(4).toString("hex")}`,
     "--plain-http",
     "--max-versions=10",
+    `--tokens-file=${tokensFile}`,
   ]),
   startService([
-    `--repository=oci-layout:${layoutDir}`,
+    `--repository=oci-layout:${path.join(workDir, "layout")}`,
     `--tls-cert=${certs.serverCertFile}`,
     `--tls-key=${certs.serverKeyFile}`,
     "--max-versions=10",
@@ -57,24 +61,27 @@ after(async () => {
   await Promise.all([onRegistry.stop(), onTls.stop()]);
   await registry.stop();
   await certs.remove();
-  await rm(layoutDir, { recursive: true, force: true });
+  await rm(workDir, { recursive: true, force: true });
 });
 
 function nodeClient(options: Parameters<typeof createNodeClient>[0]): TfstateClient {
-  const client = createNodeClient({ token: "test-token", defaultTimeoutMs: TIMEOUT_MS, ...options });
+  const client = createNodeClient({ defaultTimeoutMs: TIMEOUT_MS, ...options });
   clients.push(client);
   return client;
 }
 
 const TARGETS: { name: string; client: () => TfstateClient }[] = [
-  { name: "node connect, registry, HTTP/1.1", client: () => nodeClient({ baseUrl: onRegistry.url }) },
   {
-    name: "node grpc, registry, h2c",
-    client: () => nodeClient({ baseUrl: onRegistry.url, protocol: "grpc" }),
+    name: "node connect, registry + token, HTTP/1.1",
+    client: () => nodeClient({ baseUrl: onRegistry.url, token }),
   },
   {
-    name: "node grpc-web, registry, HTTP/1.1",
-    client: () => nodeClient({ baseUrl: onRegistry.url, protocol: "grpc-web" }),
+    name: "node grpc, registry + token, h2c",
+    client: () => nodeClient({ baseUrl: onRegistry.url, token, protocol: "grpc" }),
+  },
+  {
+    name: "node grpc-web, registry + token, HTTP/1.1",
+    client: () => nodeClient({ baseUrl: onRegistry.url, token, protocol: "grpc-web" }),
   },
   { name: "node connect, layout, TLS", client: () => nodeClient({ baseUrl: onTls.url, tls: { ca } }) },
   {
@@ -82,17 +89,16 @@ const TARGETS: { name: string; client: () => TfstateClient }[] = [
     client: () => nodeClient({ baseUrl: onTls.url, protocol: "grpc", tls: { ca } }),
   },
   {
-    name: "web connect (fetch), registry",
-    client: () =>
-      createWebClient({ baseUrl: onRegistry.url, token: "test-token", defaultTimeoutMs: TIMEOUT_MS }),
+    name: "web connect (fetch), registry + token",
+    client: () => createWebClient({ baseUrl: onRegistry.url, token, defaultTimeoutMs: TIMEOUT_MS }),
   },
   {
-    name: "web grpc-web (fetch), registry",
+    name: "web grpc-web (fetch), registry + token",
     client: () =>
       createWebClient({
         baseUrl: onRegistry.url,
         protocol: "grpc-web",
-        token: "test-token",
+        token,
         defaultTimeoutMs: TIMEOUT_MS,
       }),
   },

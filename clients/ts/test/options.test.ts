@@ -3,9 +3,12 @@
  * HTTP/1.1 and h2c servers on loopback serving a StateService with @connectrpc/connect-node.
  */
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { after, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
@@ -18,6 +21,9 @@ import {
   lockHolder,
   StateService,
   type TfstateClient,
+  type TokenSource,
+  tokenFromEnv,
+  tokenFromFile,
 } from "../src/node.ts";
 import { createWebClient } from "../src/web.ts";
 
@@ -89,7 +95,7 @@ function node(options: Parameters<typeof createNodeClient>[0]): TfstateClient {
   return c;
 }
 
-const CASES: { name: string; protocol: string; client: (token?: string) => TfstateClient }[] = [
+const CASES: { name: string; protocol: string; client: (token?: string | TokenSource) => TfstateClient }[] = [
   {
     name: "node connect, HTTP/1.1",
     protocol: "connect",
@@ -156,6 +162,130 @@ describe("bearer token", () => {
 
   test("an empty token is refused", () => {
     assert.throws(() => bearerToken(""), /empty/);
+  });
+
+  test("a token that cannot be a header value is refused without quoting it", () => {
+    for (const token of ["s3cret\r\nX-Injected: 1", "s3cret s3cret", "s3crét"]) {
+      assert.throws(
+        () => bearerToken(token),
+        (err: Error) => /not allowed in a header/.test(err.message) && !err.message.includes("s3cret"),
+      );
+    }
+    // @ts-expect-error: not a token, as plain JavaScript could pass it
+    assert.throws(() => bearerToken(42), /string or a function/);
+  });
+});
+
+describe("token source", () => {
+  for (const c of CASES) {
+    test(`${c.name}: asked for every unary call and every stream's start`, async () => {
+      calls.length = 0;
+      let n = 0;
+      const client = c.client(() => `token-${++n}`);
+      await client.state.getState({ workspace: "default" });
+      for await (const _ of client.state.watchLock({ workspace: "default" })) {
+        // one snapshot, then the stream ends
+      }
+      await client.state.lock({ workspace: "default" }).catch(() => {});
+      // A source returning a promise is awaited.
+      const later = c.client(async () => `token-${++n}`);
+      await later.state.getState({ workspace: "default" });
+      assert.deepEqual(
+        calls.map((call) => [call.procedure, call.authorization]),
+        [
+          ["GetState", "Bearer token-1"],
+          ["WatchLock", "Bearer token-2"],
+          ["Lock", "Bearer token-3"],
+          ["GetState", "Bearer token-4"],
+        ],
+      );
+    });
+  }
+
+  class ProviderDownError extends Error {
+    override name = "ProviderDownError";
+  }
+  const cause = new ProviderDownError("the identity provider is down");
+  const BROKEN: { name: string; source: () => unknown; message: RegExp }[] = [
+    {
+      name: "a throwing source",
+      source: () => {
+        throw cause;
+      },
+      message: /the token source failed: ProviderDownError: the identity provider is down/,
+    },
+    { name: "a rejected promise", source: () => Promise.reject(cause), message: /the token source failed/ },
+    { name: "an empty token", source: () => "", message: /empty/ },
+    { name: "a line break", source: () => "s3cret\r\nX-Injected: 1", message: /not allowed in a header/ },
+    { name: "not a string", source: () => undefined, message: /returned undefined, not a string/ },
+  ];
+  for (const c of CASES) {
+    for (const broken of BROKEN) {
+      test(`${c.name}: ${broken.name} fails the call as UNAUTHENTICATED and sends nothing`, async () => {
+        calls.length = 0;
+        const client = c.client(broken.source as TokenSource);
+        const unary = await client.state.getState({ workspace: "default" }).then(
+          () => assert.fail("GetState succeeded"),
+          (e: unknown) => e,
+        );
+        const stream = await (async () => {
+          for await (const _ of client.state.watchLock({ workspace: "default" })) {
+            assert.fail("WatchLock received a message without a token");
+          }
+        })().then(
+          () => assert.fail("WatchLock succeeded"),
+          (e: unknown) => e,
+        );
+        for (const err of [unary, stream]) {
+          assert.ok(err instanceof ConnectError, String(err));
+          assert.equal(err.code, Code.Unauthenticated);
+          assert.match(err.message, broken.message);
+          assert.ok(!err.message.includes("s3cret"));
+          if (broken.message.source.startsWith("the token source failed")) assert.equal(err.cause, cause);
+        }
+        assert.deepEqual(calls, [], "the server saw a call without credentials");
+      });
+    }
+  }
+
+  test("tokenFromEnv reads the variable for every call", () => {
+    const name = "OCI_TFSTATE_TEST_TOKEN";
+    const source = tokenFromEnv(name);
+    try {
+      process.env[name] = " first\n";
+      assert.equal(source(), "first");
+      process.env[name] = "second";
+      assert.equal(source(), "second");
+      delete process.env[name];
+      assert.throws(() => source(), /OCI_TFSTATE_TEST_TOKEN is not set or empty/);
+    } finally {
+      delete process.env[name];
+    }
+  });
+
+  test("tokenFromFile reads the file for every call", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "oci-tfstate-ts-token-"));
+    try {
+      const file = path.join(dir, "token");
+      const source = tokenFromFile(file);
+      await assert.rejects(async () => source(), /ENOENT/);
+      for (const [content, token] of [
+        ["s3cret-1\n", "s3cret-1"],
+        ["s3cret-2", "s3cret-2"],
+      ]) {
+        await writeFile(file, content as string);
+        assert.equal(await source(), token);
+      }
+      await writeFile(file, " \n");
+      await assert.rejects(async () => source(), /is empty/);
+      await writeFile(file, `s3cret${"x".repeat(70_000)}`);
+      await assert.rejects(
+        async () => source(),
+        (err: Error) => /larger than/.test(err.message) && !err.message.includes("s3cret"),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

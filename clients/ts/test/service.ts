@@ -4,7 +4,9 @@
  * it must exit with status 0.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 
 const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -96,4 +98,22 @@ function withParentDeathSignal(command: string[]): string[] {
 
 function tail(text: string, lines = 30): string {
   return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/** An API token as `oci-tfstate token create` makes it: `otfs_` and 32 random bytes in base64url. */
+export function newSecret(): string {
+  return `otfs_${randomBytes(32).toString("base64url")}`;
+}
+
+/**
+ * Writes the file the service reads with `--tokens-file`: `{"tokens": [{name, sha256}]}` (JSON being
+ * YAML), with the lowercase hex SHA-256 of each secret, keyed by token name.
+ */
+export async function writeTokensFile(file: string, tokens: Record<string, string>): Promise<string> {
+  const entries = Object.entries(tokens).map(([name, secret]) => ({
+    name,
+    sha256: createHash("sha256").update(secret, "utf8").digest("hex"),
+  }));
+  await writeFile(file, JSON.stringify({ tokens: entries }, null, 2), { mode: 0o600 });
+  return file;
 }
