@@ -138,7 +138,11 @@ test("a sequence over both surfaces reads back as exactly the expected records, 
   );
   const ws = "audited";
 
-  await rpc.putState({ workspace: ws, state: Buffer.from(state(1)) }, { headers });
+  let answeredId: string | null = null;
+  await rpc.putState(
+    { workspace: ws, state: Buffer.from(state(1)) },
+    { headers, onHeader: (h) => (answeredId = h.get("x-request-id")) },
+  );
   await rpc.getState({ workspace: ws }, { headers });
   await rpc.lock({ workspace: ws, lock: { id: "rpc-lock-1", operation: "apply" } }, { headers });
   const fenced = await tf(url, "POST", ws, state(2));
@@ -232,6 +236,9 @@ test("a sequence over both surfaces reads back as exactly the expected records, 
     [1, 1, 2, 3, 3, 4, 4, 5],
   );
   assert.equal(all[7]?.request_id, "trace-abc-123");
+  // A generated ID is the one the response carried, on both surfaces.
+  assert.equal(all[0]?.request_id, answeredId);
+  assert.equal(all[3]?.request_id, fenced.headers.get("x-request-id"));
   assert.equal(new Set(all.map((r) => r.request_id)).size, all.length, "one request ID per call");
 
   const text = await readFile(file, "utf8");
