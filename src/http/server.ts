@@ -1,8 +1,9 @@
 /**
  * The edge: one listener serving Connect (JSON and binary), gRPC and gRPC-Web over HTTP/1.1 and
  * HTTP/2 (h2c, or TLS with ALPN), the probes, and extra routes mounted by prefix (the Terraform http
- * backend). Every request passes the one authentication point. `createServer` is the factory tests
- * start on port 0.
+ * backend). Every request passes the browser guards first (Origin, Host: browser-guards.ts), then the
+ * one authentication point; state reads and changes leave an audit record when an AuditLog is given.
+ * `createServer` is the factory tests start on port 0.
  */
 import { Http2ServerRequest, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { createContextValues } from "@connectrpc/connect";
