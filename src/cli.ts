@@ -4,6 +4,7 @@
  * setting prints one line and exits 2.
  */
 import { readFileSync } from "node:fs";
+import { type AuditLog, openAuditLog } from "./audit/audit-log.ts";
 import { backendConfig, storageTarget } from "./config/backend-config.ts";
 import { describeConfig } from "./config/config.ts";
 import { exposureRefusal } from "./config/exposure.ts";
@@ -86,6 +87,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
     ? { cert: readPem(config.tls.certFile, "--tls-cert"), key: readPem(config.tls.keyFile, "--tls-key") }
     : undefined;
 
+  const audit =
+    config.auditLog === undefined ? undefined : openAudit(config.auditLog, config.auditReads, logger);
   const telemetry = await startTelemetry({ enabled: config.telemetry, env, logger });
   let backend: ReturnType<typeof createBackend>;
   try {
@@ -111,6 +114,9 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
     shutdownGraceMs: config.shutdownGraceMs,
     tls,
     policy,
+    allowedOrigins: config.allowedOrigins,
+    allowedHosts: config.allowedHosts,
+    audit,
     routes: [
       createTerraformHttpRoute({
         coordinator,
@@ -118,6 +124,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
         maxStateSize: config.maxStateSize,
         lockWaitMs: config.httpLockWaitMs,
         authorize: policyAuthorizer(policy ?? Policy.allowAll()),
+        audit,
       }),
     ],
   });
@@ -166,6 +173,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
         logger.error("shutdown failed", { error: err });
         code = EXIT_RUNTIME;
       }
+      await audit?.close();
       await telemetry.shutdown();
       logger.info("stopped", { exitCode: code });
       process.exit(code);
@@ -173,6 +181,19 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+}
+
+/** Opens --audit-log (a bad path stops the start), reopened on SIGHUP after a rotation. */
+function openAudit(destination: string, reads: number, logger: Logger): AuditLog {
+  let audit: AuditLog;
+  try {
+    audit = openAuditLog({ destination, reads, logger });
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? (err as Error).message;
+    return fail(`cannot open --audit-log ${JSON.stringify(destination)}: ${code}`, EXIT_USAGE);
+  }
+  process.on("SIGHUP", () => audit.reopen());
+  return audit;
 }
 
 function installCrashHandlers(logger: Logger): void {

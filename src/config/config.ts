@@ -44,6 +44,14 @@ export interface Config {
   bodyIdleTimeoutMs: number;
   shutdownGraceMs: number;
   logLevel: LogLevel;
+  /** Origins besides the server's own whose pages may call it (normalized `scheme://host[:port]`). */
+  allowedOrigins: string[];
+  /** Host names answered for: the loopback names, the listen host and --allowed-hosts; undefined: any. */
+  allowedHosts: string[] | undefined;
+  /** Where audit records go: a file, or "-" for stderr; undefined: nowhere. */
+  auditLog: string | undefined;
+  /** Fraction of state reads that get an audit record, 0 to 1. */
+  auditReads: number;
   /** OTEL_* variables are set (and OTEL_SDK_DISABLED is not true): start the OpenTelemetry SDK. */
   telemetry: boolean;
 }

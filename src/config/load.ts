@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { allowedHostsFor } from "../http/browser-guards.ts";
 import type { LogLevel } from "../log.ts";
 import { DEFAULT_MAX_STATE_SIZE } from "../oras/wire-format.ts";
 import type { Config } from "./config.ts";
@@ -102,8 +103,9 @@ export function loadConfig(
 
   const maxStateSize = required<number>("max-state-size");
 
+  const listen = required<ListenAddress>("listen");
   const config: Config = {
-    listen: required<ListenAddress>("listen"),
+    listen,
     repository: required<string>("repository"),
     plainHTTP: required<boolean>("plain-http"),
     insecure: required<boolean>("insecure"),
@@ -127,6 +129,10 @@ export function loadConfig(
     bodyIdleTimeoutMs: required<number>("body-idle-timeout"),
     shutdownGraceMs: required<number>("shutdown-grace"),
     logLevel: required<LogLevel>("log-level"),
+    allowedOrigins: value<string[]>("allowed-origins") ?? [],
+    allowedHosts: allowedHostsFor(listen.host, value<string[]>("allowed-hosts")),
+    auditLog: value<string>("audit-log"),
+    auditReads: required<number>("audit-reads"),
     telemetry: telemetryWanted(env),
   };
   return { kind: "config", config, warnings };

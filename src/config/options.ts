@@ -7,9 +7,12 @@ import {
   parseByteSize,
   parseChoice,
   parseDuration,
+  parseFraction,
+  parseHostList,
   parseListen,
   parseMessageSize,
   parseNonNegativeInt,
+  parseOriginList,
   parsePositiveDuration,
   parsePositiveInt,
   parseRate,
@@ -277,6 +280,40 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "On SIGTERM/SIGINT, how long running calls may finish before they are cut off.",
     default: "10s",
     parse: parseDuration,
+  },
+  {
+    flag: "allowed-origins",
+    type: "string",
+    placeholder: "LIST",
+    help:
+      "Origins (scheme://host[:port], comma-separated) whose web pages may call the service besides its own, " +
+      "with CORS on the API. A request with another Origin header is refused (403).",
+    parse: parseOriginList,
+  },
+  {
+    flag: "allowed-hosts",
+    type: "string",
+    placeholder: "LIST",
+    help:
+      "Host names (comma-separated, no ports; *.domain for subdomains) answered besides the loopback names and " +
+      "the --listen host; other Host headers get 421 (a DNS rebinding defence). * = any. Unset: those alone, " +
+      "or any host when listening on every interface.",
+    parse: parseHostList,
+  },
+  {
+    flag: "audit-log",
+    type: "string",
+    placeholder: "FILE|-",
+    help: "Append one JSON audit record per state read and state change to FILE (- = stderr); reopened on SIGHUP.",
+    parse: nonEmpty,
+  },
+  {
+    flag: "audit-reads",
+    type: "string",
+    placeholder: "on|off|FRACTION",
+    help: "Which state reads get an audit record: on (all), off (none), or a fraction such as 0.1.",
+    default: "on",
+    parse: parseFraction,
   },
   {
     flag: "log-level",

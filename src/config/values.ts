@@ -2,6 +2,7 @@
  * Parsers for setting values. Each returns the value or throws a ValueError saying what was
  * expected; the caller adds which flag or variable it came from.
  */
+import { normalizeHostEntry, normalizeOrigin } from "../http/browser-guards.ts";
 
 export class ValueError extends Error {}
 
@@ -134,6 +135,52 @@ export function parsePositiveDuration(text: string): number {
   const ms = parseDuration(text);
   if (ms <= 0) throw new ValueError("expected a duration longer than 0, such as 2s");
   return ms;
+}
+
+/** A comma-separated list; empty items are dropped. */
+function list(text: string): string[] {
+  return text
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+/** Comma-separated origins, `scheme://host[:port]` each (http or https), normalized. */
+export function parseOriginList(text: string): string[] {
+  return list(text).map((item) => {
+    if (item === "*") {
+      throw new ValueError("* is not allowed: it would let any web page change states; name each origin");
+    }
+    try {
+      return normalizeOrigin(item);
+    } catch (err) {
+      throw new ValueError((err as Error).message);
+    }
+  });
+}
+
+/** Comma-separated host names or addresses without ports, `*.domain`, or `*` (any host). */
+export function parseHostList(text: string): string[] {
+  const hosts = list(text);
+  if (hosts.length === 0) throw new ValueError("expected host names, or * for any host");
+  return hosts.map((item) => {
+    try {
+      return normalizeHostEntry(item);
+    } catch (err) {
+      throw new ValueError((err as Error).message);
+    }
+  });
+}
+
+/** `on` (1), `off` (0), or a fraction between 0 and 1. */
+export function parseFraction(text: string): number {
+  const s = text.trim().toLowerCase();
+  if (s === "on") return 1;
+  if (s === "off") return 0;
+  const n = /^(?:0|1|0?\.\d+|1\.0*)$/.test(s) ? Number(s) : Number.NaN;
+  if (!(n >= 0 && n <= 1))
+    throw new ValueError("expected on, off, or a fraction between 0 and 1 such as 0.1");
+  return n;
 }
 
 /** Message sizes: 1 MiB stream chunks must fit, also as JSON (base64). */
