@@ -295,7 +295,7 @@ test("authentication is checked before the request is read, as for every RPC", a
           throw new UnauthenticatedError("credentials required");
         assert.equal(req.path, PATH);
         assert.equal(req.kind, "rpc");
-        return { method: "bearer", name: "ci" };
+        return { method: "token", name: "ci" };
       },
     },
   });

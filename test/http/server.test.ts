@@ -188,7 +188,7 @@ test("extra routes are mounted by prefix and pass the one authentication point, 
         const auth = req.headers.get("authorization");
         if (auth === null) throw new UnauthenticatedError("credentials required");
         if (auth !== "Bearer good") throw new PermissionDeniedError("this token may not use the service");
-        return { method: "bearer", name: "ci-bot" };
+        return { method: "token", name: "ci-bot" };
       },
     },
   });

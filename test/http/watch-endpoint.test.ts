@@ -175,7 +175,7 @@ test("the endpoint passes the authentication point", async () => {
           throw new UnauthenticatedError("credentials required");
         assert.equal(req.path, PATH);
         assert.equal(req.kind, "rpc");
-        return { method: "bearer", name: "watcher" };
+        return { method: "token", name: "watcher" };
       },
     },
   });

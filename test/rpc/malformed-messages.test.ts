@@ -141,7 +141,7 @@ test("a malformed Connect GET from a stranger is refused as unauthenticated firs
     authenticate: async (req) => {
       if (req.headers.get("authorization") !== "Bearer ok")
         throw new UnauthenticatedError("credentials required");
-      return { method: "bearer", name: "ci" };
+      return { method: "token", name: "ci" };
     },
   });
   const path = `${SERVICE}/GetState?encoding=proto&base64=1&message=***`;

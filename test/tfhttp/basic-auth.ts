@@ -14,6 +14,6 @@ export function basicAuthenticator(users: Record<string, string>): Authenticator
     if (colon < 0 || !Object.hasOwn(users, user) || users[user] !== decoded.slice(colon + 1)) {
       throw new UnauthenticatedError("valid Basic credentials are required");
     }
-    return { method: "basic", name: user };
+    return { method: "token", name: user };
   };
 }
