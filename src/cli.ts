@@ -4,9 +4,13 @@
  * setting prints one line and exits 2.
  */
 import { readFileSync } from "node:fs";
+import { createAuthenticator, type IdentityAuthenticator } from "./auth/authenticator.ts";
+import { IdentityFileError } from "./auth/config-file.ts";
+import { tokenCommand } from "./auth/token-command.ts";
 import { backendConfig, storageTarget } from "./config/backend-config.ts";
-import { describeConfig } from "./config/config.ts";
+import { type Config, describeConfig } from "./config/config.ts";
 import { helpText } from "./config/help.ts";
+import { identityOptions } from "./config/identity-config.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
 import { createCoordinator } from "./coordinator/index.ts";
 import { isTfstateError } from "./errors.ts";
@@ -46,7 +50,26 @@ function readPem(file: string, flag: string): Buffer {
   }
 }
 
+/** API tokens and OIDC issuers as configured, or undefined (everyone anonymous); exits 2 on a bad file. */
+async function identity(config: Config, logger: Logger): Promise<IdentityAuthenticator | undefined> {
+  try {
+    const opts = await identityOptions(config, logger);
+    return opts === undefined ? undefined : await createAuthenticator(opts);
+  } catch (err) {
+    if (err instanceof IdentityFileError) fail(err.message, EXIT_USAGE);
+    throw err;
+  }
+}
+
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  if (argv[0] === "token") {
+    process.exitCode = tokenCommand(
+      argv.slice(1),
+      { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
+      PROGRAM,
+    );
+    return;
+  }
   let loaded: ReturnType<typeof loadConfig>;
   try {
     loaded = loadConfig(argv, env);
@@ -70,6 +93,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const tls = config.tls
     ? { cert: readPem(config.tls.certFile, "--tls-cert"), key: readPem(config.tls.keyFile, "--tls-key") }
     : undefined;
+
+  const auth = await identity(config, logger);
 
   const telemetry = await startTelemetry({ enabled: config.telemetry, env, logger });
   let backend: ReturnType<typeof createBackend>;
@@ -95,6 +120,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
     maxStateSize: config.maxStateSize,
     shutdownGraceMs: config.shutdownGraceMs,
     tls,
+    // Without identity configured: everyone is the anonymous principal (allowAll).
+    authenticate: auth?.authenticate,
     routes: [
       createTerraformHttpRoute({
         coordinator,
@@ -111,12 +138,14 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   } catch (err) {
     const code = (err as { code?: string }).code ?? (err as Error).message;
     await coordinator.close().catch(() => {});
+    auth?.close();
     fail(`cannot listen on ${config.listen.host}:${config.listen.port} (--listen): ${code}`, EXIT_RUNTIME);
   }
   logger.info("listening", {
     url: address.url,
     storage: backend.target.location,
     config: describeConfig(config),
+    identity: auth?.describe() ?? "none: every caller is anonymous",
   });
 
   coordinator.ready({ deadline: Date.now() + 10_000 }).then(
@@ -149,6 +178,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
         logger.error("shutdown failed", { error: err });
         code = EXIT_RUNTIME;
       }
+      auth?.close();
       await telemetry.shutdown();
       logger.info("stopped", { exitCode: code });
       process.exit(code);
@@ -156,6 +186,15 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  if (auth) {
+    // SIGHUP reloads the tokens file instead of ending the process; connections stay open.
+    process.on("SIGHUP", () => {
+      logger.info("SIGHUP: reloading the tokens file", {
+        tokensFile: config.tokensFile ?? "none configured",
+      });
+      void auth.reload("SIGHUP");
+    });
+  }
 }
 
 function installCrashHandlers(logger: Logger): void {

@@ -7,6 +7,7 @@ import {
   parseByteSize,
   parseChoice,
   parseDuration,
+  parseIssuerUrl,
   parseListen,
   parseMessageSize,
   parseNonNegativeInt,
@@ -204,6 +205,40 @@ export const OPTIONS: readonly OptionSpec[] = [
     type: "string",
     placeholder: "FILE",
     help: "PEM private key for --tls-cert.",
+    parse: nonEmpty,
+  },
+  {
+    flag: "tokens-file",
+    type: "string",
+    placeholder: "FILE",
+    help:
+      "API tokens (YAML or JSON): a name and the SHA-256 of the secret per token, made by " +
+      "`token create NAME`. Reloaded when it changes and on SIGHUP.",
+    parse: nonEmpty,
+  },
+  {
+    flag: "oidc-issuer",
+    type: "string",
+    placeholder: "URL",
+    help:
+      "Accept OIDC JWTs (e.g. GitHub Actions, GitLab CI) from this issuer; its keys come from " +
+      "URL/.well-known/openid-configuration. Needs --oidc-audience.",
+    parse: parseIssuerUrl,
+  },
+  {
+    flag: "oidc-audience",
+    type: "string",
+    placeholder: "AUD",
+    help: "The audience (aud claim) a JWT of --oidc-issuer must be for, e.g. oci-tfstate.",
+    parse: nonEmpty,
+  },
+  {
+    flag: "oidc-config",
+    type: "string",
+    placeholder: "FILE",
+    help:
+      "Trusted OIDC issuers (YAML or JSON), for several issuers or keys from a local JWKS file; " +
+      "instead of --oidc-issuer.",
     parse: nonEmpty,
   },
   {

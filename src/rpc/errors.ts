@@ -33,6 +33,8 @@ const CODES: Record<ErrorCode, Code> = {
   internal: Code.Internal,
 };
 
+const BEARER_CHALLENGE = 'Bearer realm="oci-tfstate"';
+
 /** Codes that mean the server or its registry failed, worth an operator's attention. */
 const SERVER_FAULTS = new Set<Code>([Code.Internal, Code.Unknown, Code.DataLoss, Code.Unavailable]);
 
@@ -43,7 +45,9 @@ const SERVER_FAULTS = new Set<Code>([Code.Internal, Code.Unknown, Code.DataLoss,
 export function toConnectError(err: unknown, logger?: Logger, procedure?: string): ConnectError {
   if (err instanceof ConnectError) return err;
   if (isTfstateError(err)) {
-    const out = new ConnectError(err.message, CODES[err.code], undefined, detailsFor(err), err);
+    // A 401 names its scheme (RFC 9110 11.6.1); Connect sends error metadata as response headers.
+    const metadata = err.code === "unauthenticated" ? { "www-authenticate": BEARER_CHALLENGE } : undefined;
+    const out = new ConnectError(err.message, CODES[err.code], metadata, detailsFor(err), err);
     if (logger && SERVER_FAULTS.has(out.code)) {
       const level = out.code === Code.Unavailable ? "warn" : "error";
       logger[level]("rpc failed", { procedure, code: Code[out.code], error: err });
