@@ -30,8 +30,8 @@ export function parseIdentityFile(text: string, file: string): ParsedFile {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const first = doc.errors[0];
   if (first !== undefined) {
-    const pos = first.linePos?.[0];
-    const at = pos ? ` at line ${pos.line}, column ${pos.col}` : "";
+    const pos = lines.linePos(first.pos[0]);
+    const at = ` at line ${pos.line}, column ${pos.col}`;
     // The parser's own message without its source excerpt.
     const message = (first.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
     throw new IdentityFileError(`${file}: not valid YAML or JSON${at}: ${message}`);

@@ -20,7 +20,10 @@ export interface TokenSourceOptions {
   logger: Logger;
   /** How often the file is checked besides fs.watch. Default 5 s. */
   pollIntervalMs?: number | undefined;
-  /** After a change event, how long to wait before reading, so a write in progress can finish. Default 50 ms. */
+  /**
+   * How long the file must have been left alone (by its mtime) before a change is read, so a write in
+   * progress can finish. Default 50 ms. reload() does not wait.
+   */
   settleMs?: number | undefined;
 }
 
@@ -78,7 +81,16 @@ export async function openTokenSource(opts: TokenSourceOptions): Promise<TokenSo
     if (closed) return false;
     let next: Awaited<ReturnType<typeof readStable>>;
     try {
-      if (!force && signature(await stat(file)) === seen) return false;
+      if (!force) {
+        const st = await stat(file);
+        if (signature(st) === seen) return false;
+        // A writer that writes in pieces may not be done: read once the file has been quiet a moment.
+        const age = Date.now() - st.mtimeMs;
+        if (age >= 0 && age < settleMs) {
+          schedule(trigger, settleMs - age);
+          return false;
+        }
+      }
       next = await readStable(file);
     } catch (err) {
       const sig = `unreadable:${reason(err)}`;
@@ -135,12 +147,12 @@ export async function openTokenSource(opts: TokenSourceOptions): Promise<TokenSo
   };
 
   /** A change event: one check a moment later, however many events come meanwhile. */
-  const schedule = (trigger: string) => {
+  const schedule = (trigger: string, delayMs = settleMs) => {
     if (closed || settleTimer !== undefined) return;
     settleTimer = setTimeout(() => {
       settleTimer = undefined;
       void enqueue(trigger, false).catch(() => {});
-    }, settleMs);
+    }, delayMs);
     settleTimer.unref();
   };
 
