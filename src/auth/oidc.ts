@@ -86,7 +86,8 @@ async function readJwksFile(file: string, issuer: string): Promise<JWTVerifyGetK
   try {
     jwks = JSON.parse(await readFile(file, "utf8"));
   } catch (err) {
-    throw new IdentityFileError(`jwks_file ${file} of issuer ${issuer}: ${reason(err)}`);
+    const e = err as { code?: string; message?: string };
+    throw new IdentityFileError(`jwks_file ${file} of issuer ${issuer}: ${e.code ?? e.message}`);
   }
   try {
     return createLocalJWKSet(jwks as JSONWebKeySet);
