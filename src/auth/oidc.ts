@@ -7,8 +7,8 @@
  *
  * Keys come from the issuer's discovery document (fetched once, in the background from the start,
  * retried with backoff while it fails) and then jose's remote JWKS, which caches the keys and
- * fetches them again for an unknown `kid` (at most once per cooldown); if that fetch fails the keys
- * fetched last are used. An issuer with a `jwks_file` is never contacted.
+ * fetches them again for an unknown `kid` (at most once per cooldown) and when they are old; if
+ * that fetch fails the keys fetched last are used, and a kid they lack is "unavailable", not bad. An issuer with a `jwks_file` is never contacted.
  */
 import { readFile } from "node:fs/promises";
 import {
@@ -36,6 +36,8 @@ export interface OidcVerifierOptions {
   fetchTimeoutMs?: number | undefined;
   /** After a JWKS fetch, how long an unknown `kid` waits before the keys are fetched again. Default 30 s. */
   jwksCooldownMs?: number | undefined;
+  /** How long fetched keys are used before they are fetched again. Default 10 min. */
+  jwksMaxAgeMs?: number | undefined;
   /** Backoff between failed discovery attempts: first wait, doubling up to the max. Default 1 s .. 60 s. */
   discoveryRetry?: { initialMs: number; maxMs: number } | undefined;
 }
@@ -48,12 +50,14 @@ export interface OidcVerifier {
 }
 
 const DEFAULT_COOLDOWN_MS = 30_000;
+const DEFAULT_MAX_AGE_MS = 10 * 60_000;
 const DEFAULT_RETRY = { initialMs: 1000, maxMs: 60_000 };
 
 interface IssuerSettings {
   logger: Logger;
   fetchTimeoutMs: number;
   jwksCooldownMs: number;
+  jwksMaxAgeMs: number;
   discoveryRetry: { initialMs: number; maxMs: number };
 }
 
@@ -164,6 +168,7 @@ class Issuer {
     const remote = createRemoteJWKSet(uri, {
       timeoutDuration: this.#opts.fetchTimeoutMs,
       cooldownDuration: this.#opts.jwksCooldownMs,
+      cacheMaxAge: this.#opts.jwksMaxAgeMs,
     });
     return async (header, token) => {
       try {
@@ -177,7 +182,15 @@ class Issuer {
           jwksUri: uri.href,
           error: reason(err),
         });
-        return createLocalJWKSet(last)(header, token);
+        try {
+          return await createLocalJWKSet(last)(header, token);
+        } catch (stale) {
+          // Perhaps a key published since: it cannot be checked now, which is not the token's fault.
+          if (stale instanceof errors.JWKSNoMatchingKey) {
+            throw new KeysUnavailable(`cannot fetch ${uri.href}: ${reason(err)}`);
+          }
+          throw stale;
+        }
       }
     };
   }
@@ -193,6 +206,7 @@ export async function createOidcVerifier(opts: OidcVerifierOptions): Promise<Oid
     logger: opts.logger,
     fetchTimeoutMs: opts.fetchTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
     jwksCooldownMs: opts.jwksCooldownMs ?? DEFAULT_COOLDOWN_MS,
+    jwksMaxAgeMs: opts.jwksMaxAgeMs ?? DEFAULT_MAX_AGE_MS,
     discoveryRetry: opts.discoveryRetry ?? DEFAULT_RETRY,
   };
   const byIssuer = new Map<string, Issuer>();

@@ -358,3 +358,44 @@ test("while discovery fails, tokens get UNAVAILABLE (503), never a 401; it is re
   // Two failures, one success: requests in between waited for the backoff instead of fetching.
   assert.equal(flaky.requests.discovery, 3);
 });
+
+test("a discovery document naming another issuer is not trusted: its tokens are unavailable, not accepted", async () => {
+  const liar = await startOidcIssuer();
+  after(() => liar.stop());
+  liar.advertise("https://token.actions.githubusercontent.com");
+  const s = await serveWithIdentity({
+    oidc: {
+      issuers: [issuerFromFlags(liar.url, liar.audience)],
+      discoveryRetry: { initialMs: 60_000, maxMs: 60_000 },
+    },
+  });
+  const outcome = await listWorkspaces("grpc over h2c", s.url, bearer(await liar.github()));
+  assert.equal(outcome.code, "Unavailable");
+  assert.equal(liar.requests.jwks, 0, "no keys were fetched from a jwks_uri it named");
+  const warning = s.authLogs.find((l) => l.msg.startsWith("oidc discovery failed"));
+  assert.match(
+    String(warning?.fields?.error),
+    /names issuer "https:\/\/token\.actions\.githubusercontent\.com", not/,
+  );
+});
+
+test("when the keys cannot be fetched again, the keys fetched before still verify; a kid they lack is unavailable", async () => {
+  const own = await startOidcIssuer();
+  after(() => own.stop());
+  // Keys go stale at once, so every verification fetches them again.
+  const s = await serveWithIdentity({
+    oidc: { issuers: [issuerFromFlags(own.url, own.audience)], jwksCooldownMs: 0, jwksMaxAgeMs: 0 },
+  });
+  assert.equal((await listWorkspaces("grpc over h2c", s.url, bearer(await own.github()))).code, "OK");
+  own.failJwks(1000);
+  assert.equal((await listWorkspaces("grpc over h2c", s.url, bearer(await own.github()))).code, "OK");
+  assert.ok(
+    s.authLogs.some((l) => l.msg === "cannot fetch the issuer's keys; using the keys fetched before"),
+  );
+  await own.rotate("RS256");
+  const rotated = await listWorkspaces("grpc over h2c", s.url, bearer(await own.github()));
+  assert.equal(rotated.code, "Unavailable", "a new key that cannot be fetched is not the token's fault");
+  assert.equal((await httpBackendGet(s.url, "oidc-ws", basic("oidc", await own.github()))).status, 503);
+  own.failJwks(0);
+  assert.equal((await listWorkspaces("grpc over h2c", s.url, bearer(await own.github()))).code, "OK");
+});

@@ -85,6 +85,10 @@ export interface OidcIssuer {
   rotate(alg?: SigningAlg, opts?: { dropOld?: boolean }): Promise<string>;
   /** The next `times` discovery requests answer 503. */
   failDiscovery(times: number): void;
+  /** The next `times` JWKS requests answer 503. */
+  failJwks(times: number): void;
+  /** The discovery document names this issuer instead of its own (undefined: its own again). */
+  advertise(issuer: string | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -145,6 +149,8 @@ export async function startOidcIssuer(opts: { audience?: string } = {}): Promise
   const published: IssuerKey[] = [...current.values()];
   const requests = { discovery: 0, jwks: 0 };
   let discoveryFailures = 0;
+  let jwksFailures = 0;
+  let advertised: string | undefined;
   let url = "";
 
   const server = http.createServer((req, res) => {
@@ -161,7 +167,7 @@ export async function startOidcIssuer(opts: { audience?: string } = {}): Promise
         return;
       }
       json(200, {
-        issuer: url,
+        issuer: advertised ?? url,
         jwks_uri: `${url}/.well-known/jwks`,
         subject_types_supported: ["public", "pairwise"],
         response_types_supported: ["id_token"],
@@ -173,6 +179,11 @@ export async function startOidcIssuer(opts: { audience?: string } = {}): Promise
     }
     if (path === "/.well-known/jwks") {
       requests.jwks++;
+      if (jwksFailures > 0) {
+        jwksFailures--;
+        json(503, { error: "temporarily unavailable" });
+        return;
+      }
       json(200, { keys: published.map((k) => k.jwk) });
       return;
     }
@@ -344,6 +355,12 @@ export async function startOidcIssuer(opts: { audience?: string } = {}): Promise
     },
     failDiscovery(times) {
       discoveryFailures = times;
+    },
+    failJwks(times) {
+      jwksFailures = times;
+    },
+    advertise(issuer) {
+      advertised = issuer;
     },
     async stop() {
       server.closeAllConnections();
