@@ -1,8 +1,9 @@
 /**
  * `oci-tfstate token create NAME [--description TEXT]`: makes a new API token. The secret is
  * printed once, alone on stdout (so `TOKEN=$(oci-tfstate token create ci)` captures just it); the
- * entry for the tokens file, which holds only the secret's SHA-256, goes to stderr with a line
- * saying where to put it. Nothing is written anywhere else.
+ * entry for the tokens file, which holds only the secret's SHA-256, goes to stderr after a comment
+ * line saying where to put it (so `2>> tokens.yaml` appends it to a file whose list comes last).
+ * Nothing is written anywhere else.
  */
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
@@ -13,6 +14,8 @@ export interface CommandOutput {
   stdout(text: string): void;
   stderr(text: string): void;
 }
+
+const TOKENS_FILE_ENV = "OCI_TFSTATE_TOKENS_FILE";
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -72,8 +75,8 @@ export function tokenCommand(args: readonly string[], out: CommandOutput, progra
   const secret = newSecret();
   out.stdout(`${secret}\n`);
   out.stderr(
-    "Add this entry under `tokens:` in the tokens file (--tokens-file, OCI_TFSTATE_TOKENS_FILE); " +
-      "the secret on stdout is shown only this once:\n" +
+    // A YAML comment: stderr appended to a tokens file whose list comes last is still a valid file.
+    `# Add under \`tokens:\` in the --tokens-file (${TOKENS_FILE_ENV}); the secret on stdout is shown only once.\n` +
       tokenEntryYaml(name, secret, values.description),
   );
   return EXIT_OK;

@@ -211,18 +211,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: "tokens-file",
     type: "string",
     placeholder: "FILE",
-    help:
-      "API tokens (YAML or JSON): a name and the SHA-256 of the secret per token, made by " +
-      "`token create NAME`. Reloaded when it changes and on SIGHUP.",
+    help: "API tokens (YAML or JSON): names and secrets' SHA-256, from `token create`. Reloaded on change and SIGHUP.",
     parse: nonEmpty,
   },
   {
     flag: "oidc-issuer",
     type: "string",
     placeholder: "URL",
-    help:
-      "Accept OIDC JWTs (e.g. GitHub Actions, GitLab CI) from this issuer; its keys come from " +
-      "URL/.well-known/openid-configuration. Needs --oidc-audience.",
+    help: "Accept OIDC JWTs (GitHub Actions, GitLab CI, ...) from this issuer (keys by discovery). Needs --oidc-audience.",
     parse: parseIssuerUrl,
   },
   {
@@ -236,9 +232,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: "oidc-config",
     type: "string",
     placeholder: "FILE",
-    help:
-      "Trusted OIDC issuers (YAML or JSON), for several issuers or keys from a local JWKS file; " +
-      "instead of --oidc-issuer.",
+    help: "Trusted OIDC issuers (YAML or JSON): several, or keys from a local JWKS file. Instead of --oidc-issuer.",
     parse: nonEmpty,
   },
   {

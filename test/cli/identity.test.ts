@@ -89,7 +89,7 @@ test("token create prints the secret once on stdout and the entry on stderr; a b
   const [intro, ...entry] = made.stderr.split("\n");
   assert.match(
     intro ?? "",
-    /^Add this entry under `tokens:` in the tokens file \(--tokens-file, OCI_TFSTATE_TOKENS_FILE\)/,
+    /^# Add under `tokens:` in the --tokens-file \(OCI_TFSTATE_TOKENS_FILE\); the secret on stdout is shown only once\.$/,
   );
   assert.deepEqual(entry, [
     "  - name: ci-deploy",
@@ -121,10 +121,11 @@ test("token create prints the secret once on stdout and the entry on stderr; a b
   assert.match(help.stdout, /^Usage: oci-tfstate token create NAME \[--description TEXT\]/);
 });
 
-test("the printed entry lets the token in; SIGHUP reloads the file and the process keeps serving", async () => {
+test("the printed entry, appended to the file, lets the token in; SIGHUP reloads the file and the process keeps serving", async () => {
   const first = await launch(["token", "create", "first"]);
   const second = await launch(["token", "create", "second"]);
-  const entry = (r: { stderr: string }) => r.stderr.split("\n").slice(1).join("\n");
+  // What `token create NAME 2>> tokens.yaml` appends: the comment line and the entry.
+  const entry = (r: { stderr: string }) => r.stderr;
   const dir = await tempDir();
   const file = path.join(dir, "tokens.yaml");
   await writeFile(file, `tokens:\n${entry(first)}`);
