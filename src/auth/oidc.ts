@@ -170,6 +170,8 @@ class Issuer {
       cooldownDuration: this.#opts.jwksCooldownMs,
       cacheMaxAge: this.#opts.jwksMaxAgeMs,
     });
+    // Fetched now, so the first token does not wait; a failure here is retried by the first token.
+    remote.reload().catch(() => {});
     return async (header, token) => {
       try {
         return await remote(header, token);
