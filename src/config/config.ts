@@ -30,6 +30,12 @@ export interface Config {
   registryPassword: string | undefined;
   /** Serve TLS with this certificate chain and key (PEM files). */
   tls: { certFile: string; keyFile: string } | undefined;
+  /** API tokens file (`--tokens-file`); undefined: no API tokens. */
+  tokensFile: string | undefined;
+  /** One trusted OIDC issuer from `--oidc-issuer` and `--oidc-audience`. */
+  oidc: { issuer: string; audience: string } | undefined;
+  /** Trusted OIDC issuers from a file (`--oidc-config`); never together with `oidc`. */
+  oidcConfigFile: string | undefined;
   watchPollIntervalMs: number;
   maxLockWaitMs: number;
   /** How long an http backend LOCK on a held lock waits in line before its 423; 0 = at once. */

@@ -92,6 +92,20 @@ export function loadConfig(
     );
   }
 
+  const oidcIssuer = value<string>("oidc-issuer");
+  const oidcAudience = value<string>("oidc-audience");
+  const oidcConfigFile = value<string>("oidc-config");
+  if ((oidcIssuer === undefined) !== (oidcAudience === undefined)) {
+    throw new ConfigError(
+      oidcIssuer === undefined
+        ? "--oidc-audience needs --oidc-issuer"
+        : "--oidc-issuer needs --oidc-audience (the aud its tokens must carry, e.g. oci-tfstate)",
+    );
+  }
+  if (oidcIssuer !== undefined && oidcConfigFile !== undefined) {
+    throw new ConfigError("give --oidc-issuer or --oidc-config, not both (list every issuer in the file)");
+  }
+
   const retry = {
     maxAttempts: required<number>("retry-max-attempts"),
     initialBackoffMs: required<number>("retry-initial-backoff"),
@@ -120,6 +134,12 @@ export function loadConfig(
     registryUsername: username,
     registryPassword: password,
     tls: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
+    tokensFile: value<string>("tokens-file"),
+    oidc:
+      oidcIssuer !== undefined && oidcAudience !== undefined
+        ? { issuer: oidcIssuer, audience: oidcAudience }
+        : undefined,
+    oidcConfigFile,
     watchPollIntervalMs: required<number>("watch-poll-interval"),
     maxLockWaitMs: required<number>("max-lock-wait"),
     httpLockWaitMs: required<number>("http-lock-wait"),

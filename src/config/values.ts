@@ -191,3 +191,26 @@ export function parseMessageSize(text: string): number {
   if (bytes < MIN_MESSAGE_BYTES) throw new ValueError("must be at least 2MiB, so 1 MiB stream chunks fit");
   return bytes;
 }
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/**
+ * An OIDC issuer URL, kept exactly as written (a token's `iss` must equal it character for
+ * character). https only; plain http only on a loopback host, for an issuer run beside the service.
+ */
+export function parseIssuerUrl(text: string): string {
+  const s = text.trim();
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    throw new ValueError("expected an issuer URL such as https://token.actions.githubusercontent.com");
+  }
+  const loopback = LOOPBACK_HOSTS.has(url.hostname) || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback))
+    throw new ValueError("an issuer URL must be https (plain http only on a loopback host)");
+  if (url.search !== "" || url.hash !== "" || s.includes("?") || s.includes("#"))
+    throw new ValueError("an issuer URL has no query or fragment");
+  if (url.username !== "" || url.password !== "") throw new ValueError("an issuer URL has no credentials");
+  return s;
+}

@@ -12,7 +12,7 @@ import { REQUEST_ID_HEADER, requestIdFrom } from "../audit/request-id.ts";
 import type { Coordinator } from "../coordinator/types.ts";
 import { type Logger, noopLogger } from "../log.ts";
 import { DEFAULT_MAX_STATE_SIZE } from "../oras/wire-format.ts";
-import { Policy } from "../policy/policy.ts";
+import { Policy, type PolicySource } from "../policy/policy.ts";
 import { auditGateRefusal, auditInterceptor } from "../rpc/audit-interceptor.ts";
 import { authorizationInterceptor } from "../rpc/authorization.ts";
 import { errorInterceptor, toConnectError } from "../rpc/errors.ts";
@@ -70,7 +70,7 @@ export interface ServerOptions {
   /** Default: everyone is let in as the anonymous principal. */
   authenticate?: Authenticator | undefined;
   /** Who may do what to which workspace. Default: every caller may do everything. */
-  policy?: Policy | undefined;
+  policy?: PolicySource | undefined;
   /** Largest message read or written, in bytes. Default 4 MiB (gRPC's usual client limit). */
   maxMessageBytes?: number | undefined;
   /** The backend's maximum state size in bytes, to refuse larger states before any registry work. */
