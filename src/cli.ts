@@ -4,10 +4,15 @@
  * setting prints one line and exits 2.
  */
 import { readFileSync } from "node:fs";
+import { type AuditLog, openAuditLog } from "./audit/audit-log.ts";
+import { createAuthenticator, type IdentityAuthenticator } from "./auth/authenticator.ts";
+import { IdentityFileError } from "./auth/config-file.ts";
+import { tokenCommand } from "./auth/token-command.ts";
 import { backendConfig, storageTarget } from "./config/backend-config.ts";
-import { describeConfig } from "./config/config.ts";
+import { type Config, describeConfig } from "./config/config.ts";
 import { exposureRefusal } from "./config/exposure.ts";
 import { helpText } from "./config/help.ts";
+import { identityOptions } from "./config/identity-config.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
 import { createCoordinator } from "./coordinator/index.ts";
 import { isTfstateError } from "./errors.ts";
@@ -16,7 +21,7 @@ import { createServer } from "./http/server.ts";
 import { createJsonLogger, type Logger } from "./log.ts";
 import { createBackend } from "./oras/index.ts";
 import { Policy } from "./policy/policy.ts";
-import { loadPolicyFile } from "./policy/policy-file.ts";
+import { openPolicyFile, type PolicyFileSource } from "./policy/policy-file.ts";
 import { startTelemetry } from "./telemetry/sdk.ts";
 import { createTerraformHttpRoute, policyAuthorizer } from "./tfhttp/index.ts";
 
@@ -49,7 +54,26 @@ function readPem(file: string, flag: string): Buffer {
   }
 }
 
+/** API tokens and OIDC issuers as configured, or undefined (everyone anonymous); exits 2 on a bad file. */
+async function identity(config: Config, logger: Logger): Promise<IdentityAuthenticator | undefined> {
+  try {
+    const opts = await identityOptions(config, logger);
+    return opts === undefined ? undefined : await createAuthenticator(opts);
+  } catch (err) {
+    if (err instanceof IdentityFileError) fail(err.message, EXIT_USAGE);
+    throw err;
+  }
+}
+
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  if (argv[0] === "token") {
+    process.exitCode = tokenCommand(
+      argv.slice(1),
+      { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
+      PROGRAM,
+    );
+    return;
+  }
   let loaded: ReturnType<typeof loadConfig>;
   try {
     loaded = loadConfig(argv, env);
@@ -70,13 +94,15 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   for (const w of warnings) logger.warn(w);
   installCrashHandlers(logger);
 
-  // Until the identity flags land, no configuration counts as identity.
-  const identity = false;
-  const refusal = exposureRefusal(config.listen, identity, config.allowAnonymous);
-  if (refusal !== undefined) fail(refusal, EXIT_USAGE);
-  let policy: Policy | undefined;
+  const auth = await identity(config, logger);
+  const refusal = exposureRefusal(config.listen, auth !== undefined, config.allowAnonymous);
+  if (refusal !== undefined) {
+    auth?.close();
+    fail(refusal, EXIT_USAGE);
+  }
+  let policy: PolicyFileSource | undefined;
   try {
-    policy = config.policyFile === undefined ? undefined : loadPolicyFile(config.policyFile);
+    policy = config.policyFile === undefined ? undefined : openPolicyFile(config.policyFile, logger);
   } catch (err) {
     if (isTfstateError(err)) fail(`--policy-file: ${err.message}`, EXIT_USAGE);
     throw err;
@@ -86,6 +112,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
     ? { cert: readPem(config.tls.certFile, "--tls-cert"), key: readPem(config.tls.keyFile, "--tls-key") }
     : undefined;
 
+  const audit =
+    config.auditLog === undefined ? undefined : openAudit(config.auditLog, config.auditReads, logger);
   const telemetry = await startTelemetry({ enabled: config.telemetry, env, logger });
   let backend: ReturnType<typeof createBackend>;
   try {
@@ -111,6 +139,11 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
     shutdownGraceMs: config.shutdownGraceMs,
     tls,
     policy,
+    allowedOrigins: config.allowedOrigins,
+    allowedHosts: config.allowedHosts,
+    audit,
+    // Without identity configured: everyone is the anonymous principal (allowAll).
+    authenticate: auth?.authenticate,
     routes: [
       createTerraformHttpRoute({
         coordinator,
@@ -118,6 +151,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
         maxStateSize: config.maxStateSize,
         lockWaitMs: config.httpLockWaitMs,
         authorize: policyAuthorizer(policy ?? Policy.allowAll()),
+        audit,
       }),
     ],
   });
@@ -128,12 +162,14 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   } catch (err) {
     const code = (err as { code?: string }).code ?? (err as Error).message;
     await coordinator.close().catch(() => {});
+    auth?.close();
     fail(`cannot listen on ${config.listen.host}:${config.listen.port} (--listen): ${code}`, EXIT_RUNTIME);
   }
   logger.info("listening", {
     url: address.url,
     storage: backend.target.location,
     config: describeConfig(config),
+    identity: auth?.describe() ?? "none: every caller is anonymous",
   });
 
   coordinator.ready({ deadline: Date.now() + 10_000 }).then(
@@ -166,6 +202,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
         logger.error("shutdown failed", { error: err });
         code = EXIT_RUNTIME;
       }
+      await audit?.close();
+      auth?.close();
       await telemetry.shutdown();
       logger.info("stopped", { exitCode: code });
       process.exit(code);
@@ -173,6 +211,30 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  if (auth || policy) {
+    // SIGHUP reloads the tokens and policy files instead of ending the process; connections stay open.
+    process.on("SIGHUP", () => {
+      logger.info("SIGHUP: reloading identity and policy", {
+        tokensFile: config.tokensFile ?? "none configured",
+        policyFile: config.policyFile ?? "none configured",
+      });
+      if (auth) void auth.reload("SIGHUP");
+      policy?.reload();
+    });
+  }
+}
+
+/** Opens --audit-log (a bad path stops the start), reopened on SIGHUP after a rotation. */
+function openAudit(destination: string, reads: number, logger: Logger): AuditLog {
+  let audit: AuditLog;
+  try {
+    audit = openAuditLog({ destination, reads, logger });
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? (err as Error).message;
+    return fail(`cannot open --audit-log ${JSON.stringify(destination)}: ${code}`, EXIT_USAGE);
+  }
+  process.on("SIGHUP", () => audit.reopen());
+  return audit;
 }
 
 function installCrashHandlers(logger: Logger): void {

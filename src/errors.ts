@@ -63,6 +63,9 @@ export class ResourceExhaustedError extends TfstateError {
   }
 }
 
+/** The realm every surface names in the `WWW-Authenticate` challenge of an UnauthenticatedError. */
+export const AUTH_REALM = "oci-tfstate";
+
 export class UnauthenticatedError extends TfstateError {
   constructor(message: string, options?: ErrorOptions) {
     super("unauthenticated", message, options);

@@ -30,6 +30,12 @@ export interface Config {
   registryPassword: string | undefined;
   /** Serve TLS with this certificate chain and key (PEM files). */
   tls: { certFile: string; keyFile: string } | undefined;
+  /** API tokens file (`--tokens-file`); undefined: no API tokens. */
+  tokensFile: string | undefined;
+  /** One trusted OIDC issuer from `--oidc-issuer` and `--oidc-audience`. */
+  oidc: { issuer: string; audience: string } | undefined;
+  /** Trusted OIDC issuers from a file (`--oidc-config`); never together with `oidc`. */
+  oidcConfigFile: string | undefined;
   watchPollIntervalMs: number;
   maxLockWaitMs: number;
   /** How long an http backend LOCK on a held lock waits in line before its 423; 0 = at once. */
@@ -44,6 +50,14 @@ export interface Config {
   bodyIdleTimeoutMs: number;
   shutdownGraceMs: number;
   logLevel: LogLevel;
+  /** Origins besides the server's own whose pages may call it (normalized `scheme://host[:port]`). */
+  allowedOrigins: string[];
+  /** Host names answered for: the loopback names, the listen host and --allowed-hosts; undefined: any. */
+  allowedHosts: string[] | undefined;
+  /** Where audit records go: a file, or "-" for stderr; undefined: nowhere. */
+  auditLog: string | undefined;
+  /** Fraction of state reads that get an audit record, 0 to 1. */
+  auditReads: number;
   /** OTEL_* variables are set (and OTEL_SDK_DISABLED is not true): start the OpenTelemetry SDK. */
   telemetry: boolean;
 }

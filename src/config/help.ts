@@ -4,6 +4,7 @@ import { ENV_PREFIX, envName, OPTIONS } from "./options.ts";
 export function helpText(program = "oci-tfstate"): string {
   const lines = [
     `Usage: ${program} [flags]`,
+    `       ${program} token create NAME [--description TEXT]   (a new API token; see token --help)`,
     "",
     "Serves Terraform/OpenTofu state stored in an OCI registry (or an OCI layout directory) over",
     "Connect, gRPC and gRPC-Web, with gRPC health checking, server reflection, /healthz and /readyz.",

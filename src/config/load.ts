@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { allowedHostsFor } from "../http/browser-guards.ts";
 import type { LogLevel } from "../log.ts";
 import { DEFAULT_MAX_STATE_SIZE } from "../oras/wire-format.ts";
 import type { Config } from "./config.ts";
@@ -91,6 +92,20 @@ export function loadConfig(
     );
   }
 
+  const oidcIssuer = value<string>("oidc-issuer");
+  const oidcAudience = value<string>("oidc-audience");
+  const oidcConfigFile = value<string>("oidc-config");
+  if ((oidcIssuer === undefined) !== (oidcAudience === undefined)) {
+    throw new ConfigError(
+      oidcIssuer === undefined
+        ? "--oidc-audience needs --oidc-issuer"
+        : "--oidc-issuer needs --oidc-audience (the aud its tokens must carry, e.g. oci-tfstate)",
+    );
+  }
+  if (oidcIssuer !== undefined && oidcConfigFile !== undefined) {
+    throw new ConfigError("give --oidc-issuer or --oidc-config, not both (list every issuer in the file)");
+  }
+
   const retry = {
     maxAttempts: required<number>("retry-max-attempts"),
     initialBackoffMs: required<number>("retry-initial-backoff"),
@@ -102,8 +117,9 @@ export function loadConfig(
 
   const maxStateSize = required<number>("max-state-size");
 
+  const listen = required<ListenAddress>("listen");
   const config: Config = {
-    listen: required<ListenAddress>("listen"),
+    listen,
     repository: required<string>("repository"),
     plainHTTP: required<boolean>("plain-http"),
     insecure: required<boolean>("insecure"),
@@ -118,6 +134,12 @@ export function loadConfig(
     registryUsername: username,
     registryPassword: password,
     tls: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
+    tokensFile: value<string>("tokens-file"),
+    oidc:
+      oidcIssuer !== undefined && oidcAudience !== undefined
+        ? { issuer: oidcIssuer, audience: oidcAudience }
+        : undefined,
+    oidcConfigFile,
     watchPollIntervalMs: required<number>("watch-poll-interval"),
     maxLockWaitMs: required<number>("max-lock-wait"),
     httpLockWaitMs: required<number>("http-lock-wait"),
@@ -127,6 +149,10 @@ export function loadConfig(
     bodyIdleTimeoutMs: required<number>("body-idle-timeout"),
     shutdownGraceMs: required<number>("shutdown-grace"),
     logLevel: required<LogLevel>("log-level"),
+    allowedOrigins: value<string[]>("allowed-origins") ?? [],
+    allowedHosts: allowedHostsFor(listen.host, value<string[]>("allowed-hosts")),
+    auditLog: value<string>("audit-log"),
+    auditReads: required<number>("audit-reads"),
     telemetry: telemetryWanted(env),
   };
   return { kind: "config", config, warnings };

@@ -7,9 +7,13 @@ import {
   parseByteSize,
   parseChoice,
   parseDuration,
+  parseFraction,
+  parseHostList,
+  parseIssuerUrl,
   parseListen,
   parseMessageSize,
   parseNonNegativeInt,
+  parseOriginList,
   parsePositiveDuration,
   parsePositiveInt,
   parseRate,
@@ -207,6 +211,34 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: nonEmpty,
   },
   {
+    flag: "tokens-file",
+    type: "string",
+    placeholder: "FILE",
+    help: "API tokens (YAML or JSON): names and secrets' SHA-256, from `token create`. Reloaded on change and SIGHUP.",
+    parse: nonEmpty,
+  },
+  {
+    flag: "oidc-issuer",
+    type: "string",
+    placeholder: "URL",
+    help: "Accept OIDC JWTs (GitHub Actions, GitLab CI, ...) from this issuer (keys by discovery). Needs --oidc-audience.",
+    parse: parseIssuerUrl,
+  },
+  {
+    flag: "oidc-audience",
+    type: "string",
+    placeholder: "AUD",
+    help: "The audience (aud claim) a JWT of --oidc-issuer must be for, e.g. oci-tfstate.",
+    parse: nonEmpty,
+  },
+  {
+    flag: "oidc-config",
+    type: "string",
+    placeholder: "FILE",
+    help: "Trusted OIDC issuers (YAML or JSON): several, or keys from a local JWKS file. Instead of --oidc-issuer.",
+    parse: nonEmpty,
+  },
+  {
     flag: "watch-poll-interval",
     type: "string",
     placeholder: "DURATION",
@@ -277,6 +309,40 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "On SIGTERM/SIGINT, how long running calls may finish before they are cut off.",
     default: "10s",
     parse: parseDuration,
+  },
+  {
+    flag: "allowed-origins",
+    type: "string",
+    placeholder: "LIST",
+    help:
+      "Origins (scheme://host[:port], comma-separated) whose web pages may call the service besides its own, " +
+      "with CORS on the API. A request with another Origin header is refused (403).",
+    parse: parseOriginList,
+  },
+  {
+    flag: "allowed-hosts",
+    type: "string",
+    placeholder: "LIST",
+    help:
+      "Host names (comma-separated, no ports; *.domain for subdomains) answered besides the loopback names and " +
+      "the --listen host; other Host headers get 421 (a DNS rebinding defence). * = any. Unset: those alone, " +
+      "or any host when listening on every interface.",
+    parse: parseHostList,
+  },
+  {
+    flag: "audit-log",
+    type: "string",
+    placeholder: "FILE|-",
+    help: "Append one JSON audit record per state read and state change to FILE (- = stderr); reopened on SIGHUP.",
+    parse: nonEmpty,
+  },
+  {
+    flag: "audit-reads",
+    type: "string",
+    placeholder: "on|off|FRACTION",
+    help: "Which state reads get an audit record: on (all), off (none), or a fraction such as 0.1.",
+    default: "on",
+    parse: parseFraction,
   },
   {
     flag: "log-level",

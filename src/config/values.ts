@@ -2,6 +2,7 @@
  * Parsers for setting values. Each returns the value or throws a ValueError saying what was
  * expected; the caller adds which flag or variable it came from.
  */
+import { normalizeHostEntry, normalizeOrigin } from "../http/browser-guards.ts";
 
 export class ValueError extends Error {}
 
@@ -136,6 +137,52 @@ export function parsePositiveDuration(text: string): number {
   return ms;
 }
 
+/** A comma-separated list; empty items are dropped. */
+function list(text: string): string[] {
+  return text
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+/** Comma-separated origins, `scheme://host[:port]` each (http or https), normalized. */
+export function parseOriginList(text: string): string[] {
+  return list(text).map((item) => {
+    if (item === "*") {
+      throw new ValueError("* is not allowed: it would let any web page change states; name each origin");
+    }
+    try {
+      return normalizeOrigin(item);
+    } catch (err) {
+      throw new ValueError((err as Error).message);
+    }
+  });
+}
+
+/** Comma-separated host names or addresses without ports, `*.domain`, or `*` (any host). */
+export function parseHostList(text: string): string[] {
+  const hosts = list(text);
+  if (hosts.length === 0) throw new ValueError("expected host names, or * for any host");
+  return hosts.map((item) => {
+    try {
+      return normalizeHostEntry(item);
+    } catch (err) {
+      throw new ValueError((err as Error).message);
+    }
+  });
+}
+
+/** `on` (1), `off` (0), or a fraction between 0 and 1. */
+export function parseFraction(text: string): number {
+  const s = text.trim().toLowerCase();
+  if (s === "on") return 1;
+  if (s === "off") return 0;
+  const n = /^(?:0|1|0?\.\d+|1\.0*)$/.test(s) ? Number(s) : Number.NaN;
+  if (!(n >= 0 && n <= 1))
+    throw new ValueError("expected on, off, or a fraction between 0 and 1 such as 0.1");
+  return n;
+}
+
 /** Message sizes: 1 MiB stream chunks must fit, also as JSON (base64). */
 export const MIN_MESSAGE_BYTES = 2 * 1024 * 1024;
 
@@ -143,4 +190,27 @@ export function parseMessageSize(text: string): number {
   const bytes = parseByteSize(text);
   if (bytes < MIN_MESSAGE_BYTES) throw new ValueError("must be at least 2MiB, so 1 MiB stream chunks fit");
   return bytes;
+}
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/**
+ * An OIDC issuer URL, kept exactly as written (a token's `iss` must equal it character for
+ * character). https only; plain http only on a loopback host, for an issuer run beside the service.
+ */
+export function parseIssuerUrl(text: string): string {
+  const s = text.trim();
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    throw new ValueError("expected an issuer URL such as https://token.actions.githubusercontent.com");
+  }
+  const loopback = LOOPBACK_HOSTS.has(url.hostname) || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback))
+    throw new ValueError("an issuer URL must be https (plain http only on a loopback host)");
+  if (url.search !== "" || url.hash !== "" || s.includes("?") || s.includes("#"))
+    throw new ValueError("an issuer URL has no query or fragment");
+  if (url.username !== "" || url.password !== "") throw new ValueError("an issuer URL has no credentials");
+  return s;
 }

@@ -73,12 +73,16 @@ export interface RpcFront {
   takesStream(path: string): boolean;
   /** Serves an RPC request; resolves once the response is done. `idle`: the body idle timeout. */
   serve(req: NodeRequest, res: NodeResponse, call: Call, idle: ReadIdle): Promise<void>;
-  /** Serves an RPC on a bare HTTP/2 stream (see takesStream); resolves once the stream's response is done. */
+  /**
+   * Serves an RPC on a bare HTTP/2 stream (see takesStream); resolves once the stream's response is
+   * done. `responseHeaders`: the edge's own (request ID, CORS), added to the call's.
+   */
   serveStream(
     stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
     call: Call,
     idle: ReadIdle,
+    responseHeaders?: Headers,
   ): Promise<void>;
 }
 
@@ -191,7 +195,7 @@ export function createRpcFront(opts: RpcFrontOptions): RpcFront {
       return run(route, { ...uReq, signal: call.signal }, idle, open, res);
     },
 
-    async serveStream(stream, headers, call, idle) {
+    async serveStream(stream, headers, call, idle, responseHeaders) {
       const route = routes.get(pathOf(headers[":path"]));
       if (route === undefined) return;
       const authority = headers[":authority"] ?? headers.host;
@@ -210,7 +214,12 @@ export function createRpcFront(opts: RpcFrontOptions): RpcFront {
         signal: call.signal,
         contextValues: contextValues(stream.session?.socket?.remoteAddress),
       };
-      return run(route, req, idle, (protocol, header) => StreamResponse.onStream(stream, protocol, header));
+      return run(route, req, idle, (protocol, header) => {
+        responseHeaders?.forEach((value, name) => {
+          header.set(name, value);
+        });
+        return StreamResponse.onStream(stream, protocol, header);
+      });
     },
   };
 }

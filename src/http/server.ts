@@ -1,18 +1,23 @@
 /**
  * The edge: one listener serving Connect (JSON and binary), gRPC and gRPC-Web over HTTP/1.1 and
  * HTTP/2 (h2c, or TLS with ALPN), the probes, and extra routes mounted by prefix (the Terraform http
- * backend). Every request passes the one authentication point. `createServer` is the factory tests
- * start on port 0.
+ * backend). Every request passes the browser guards first (Origin, Host: browser-guards.ts), then the
+ * one authentication point; state reads and changes leave an audit record when an AuditLog is given.
+ * `createServer` is the factory tests start on port 0.
  */
 import { Http2ServerRequest, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
-import { createContextKey, createContextValues } from "@connectrpc/connect";
+import { createContextValues } from "@connectrpc/connect";
+import type { AuditLog } from "../audit/audit-log.ts";
+import { REQUEST_ID_HEADER, requestIdFrom } from "../audit/request-id.ts";
 import type { Coordinator } from "../coordinator/types.ts";
 import { type Logger, noopLogger } from "../log.ts";
 import { DEFAULT_MAX_STATE_SIZE } from "../oras/wire-format.ts";
-import { Policy } from "../policy/policy.ts";
+import { Policy, type PolicySource } from "../policy/policy.ts";
+import { auditGateRefusal, auditInterceptor } from "../rpc/audit-interceptor.ts";
 import { authorizationInterceptor } from "../rpc/authorization.ts";
 import { errorInterceptor, toConnectError } from "../rpc/errors.ts";
 import { METHOD_ACCESS } from "../rpc/method-access.ts";
+import { remoteAddressKey } from "../rpc/peer-address.ts";
 import { type Principal, principalKey } from "../rpc/principal.ts";
 import { Readiness } from "../rpc/readiness.ts";
 import { rpcServices } from "../rpc/routes.ts";
@@ -25,6 +30,7 @@ import {
   resetStalledStream,
   watchBodyIdle,
 } from "./body-idle.ts";
+import { answerGuard, answerGuardOnStream, createBrowserGuards } from "./browser-guards.ts";
 import { type Call, CallRegistry, clientGone } from "./call-registry.ts";
 import { COMPRESS_MIN_BYTES, SERVER_COMPRESSIONS } from "./compression.ts";
 import { ConnectionTracker } from "./connections.ts";
@@ -64,7 +70,7 @@ export interface ServerOptions {
   /** Default: everyone is let in as the anonymous principal. */
   authenticate?: Authenticator | undefined;
   /** Who may do what to which workspace. Default: every caller may do everything. */
-  policy?: Policy | undefined;
+  policy?: PolicySource | undefined;
   /** Largest message read or written, in bytes. Default 4 MiB (gRPC's usual client limit). */
   maxMessageBytes?: number | undefined;
   /** The backend's maximum state size in bytes, to refuse larger states before any registry work. */
@@ -84,6 +90,18 @@ export interface ServerOptions {
   bodyIdleTimeoutMs?: number | undefined;
   /** How long an HTTP/1.1 request's headers may take to arrive (then 408 and close). Default 60 s. */
   headersTimeoutMs?: number | undefined;
+  /**
+   * Origins (`scheme://host[:port]`) besides the server's own whose pages may call it, with CORS on
+   * the RPC routes. A request with any other `Origin` is refused 403 (browser-guards.ts).
+   */
+  allowedOrigins?: readonly string[] | undefined;
+  /**
+   * Host names the server answers for (others: 421), e.g. browser-guards.ts's `allowedHostsFor`.
+   * Default (undefined), or an entry `*`: any host.
+   */
+  allowedHosts?: readonly string[] | undefined;
+  /** Where the audit records of state reads and changes go; default: none are made. */
+  audit?: AuditLog | undefined;
 }
 
 export interface ServerAddress {
@@ -114,8 +132,6 @@ const CUT_OFF_FLUSH_MS = 500;
 /** How long a stream whose response is done may wait for the rest of its request. */
 const ABANDONED_REQUEST_RESET_MS = 1000;
 
-const remoteAddressKey = createContextKey<string | undefined>(undefined, { description: "peer address" });
-
 export function createServer(opts: ServerOptions): TfstateServer {
   const logger = opts.logger ?? noopLogger;
   const authenticate = opts.authenticate ?? allowAll;
@@ -125,6 +141,12 @@ export function createServer(opts: ServerOptions): TfstateServer {
   const graceMs = opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
   const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const bodyIdleMs = opts.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS;
+  const { audit } = opts;
+  const guards = createBrowserGuards({
+    allowedOrigins: opts.allowedOrigins,
+    allowedHosts: opts.allowedHosts,
+    secure,
+  });
 
   const calls = new CallRegistry();
   const tracker = new ConnectionTracker();
@@ -143,8 +165,11 @@ export function createServer(opts: ServerOptions): TfstateServer {
       readiness,
       healthWatchIntervalMs: opts.healthWatchIntervalMs,
     }),
+    // The audit record sees each call's principal and final code, denials included: inside
+    // telemetry, outside authorization and error mapping.
     interceptors: [
       telemetryInterceptor(rpcTelemetry()),
+      ...(audit ? [auditInterceptor(audit)] : []),
       authorizationInterceptor(policy),
       errorInterceptor(logger),
     ],
@@ -167,7 +192,9 @@ export function createServer(opts: ServerOptions): TfstateServer {
           });
           ctx.values.set(principalKey, principal);
         } catch (err) {
-          throw toConnectError(err, logger, `${ctx.service.typeName}/${ctx.method.name}`);
+          const refused = toConnectError(err, logger, `${ctx.service.typeName}/${ctx.method.name}`);
+          if (audit) auditGateRefusal(audit, ctx, refused);
+          throw refused;
         }
       }
       // A GET carries its message in the query, which Connect decodes before any interceptor runs.
@@ -226,10 +253,25 @@ export function createServer(opts: ServerOptions): TfstateServer {
       tracker.http1Request(req.socket, res);
       if (tracker.draining && !res.headersSent) res.setHeader("connection", "close");
     }
-    if (PROBE_PATHS.has(path)) {
+    // The browser guards come first: a refused request reaches no probe, route or RPC.
+    const probe = PROBE_PATHS.has(path);
+    const method = probe ? undefined : rpc.route(path);
+    const verdict = guards.decide({ method: req.method ?? "", headers: req.headers, probe, rpc: !!method });
+    if (verdict.kind !== "serve") {
+      answerGuard(res, verdict);
+      return;
+    }
+    if (probe) {
       await serveProbe(path, req, res, readiness);
       return;
     }
+    for (const [name, value] of Object.entries(verdict.headers ?? {})) {
+      if (value !== undefined) res.setHeader(name, value);
+    }
+    // The caller's request ID when fit, else a new one: answered, and read by the audit records.
+    const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    req.headers[REQUEST_ID_HEADER] = requestId;
+    res.setHeader(REQUEST_ID_HEADER, requestId);
     const release = () => releaseStalled(req);
     // The rest of a stalled body will not come: an HTTP/1.1 connection cannot carry another request.
     const noReuse = () => {
@@ -256,7 +298,6 @@ export function createServer(opts: ServerOptions): TfstateServer {
       });
       return;
     }
-    const method = rpc.route(path);
     if (method === undefined) {
       res.statusCode = 404;
       res.end();
@@ -280,16 +321,37 @@ export function createServer(opts: ServerOptions): TfstateServer {
   const onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean => {
     const path = pathOf(headers[":path"]);
     if (!rpc.takesStream(path)) return false;
+    const verdict = guards.decide({
+      method: String(headers[":method"] ?? ""),
+      headers,
+      probe: false,
+      rpc: true,
+    });
+    if (verdict.kind !== "serve") {
+      answerGuardOnStream(stream, verdict);
+      return true;
+    }
+    const requestId = requestIdFrom(headers[REQUEST_ID_HEADER]);
+    headers[REQUEST_ID_HEADER] = requestId;
+    const responseHeaders = new Headers({ [REQUEST_ID_HEADER]: requestId });
+    for (const [name, value] of Object.entries(verdict.headers ?? {}))
+      responseHeaders.set(name, String(value));
     const longLived = rpc.route(path)?.longLived ?? false;
     withCall(longLived, stream, stream, (call) =>
-      rpc.serveStream(stream, headers, call, {
-        ms: bodyIdleMs,
-        onIdle: onStall(
-          call,
-          () => {},
-          () => resetStalledStream(stream),
-        ),
-      }),
+      rpc.serveStream(
+        stream,
+        headers,
+        call,
+        {
+          ms: bodyIdleMs,
+          onIdle: onStall(
+            call,
+            () => {},
+            () => resetStalledStream(stream),
+          ),
+        },
+        responseHeaders,
+      ),
     ).catch((err: unknown) => {
       logger.error("request failed", { path, error: err });
       stream.destroy();

@@ -62,7 +62,16 @@ export class Access {
 
 const ALL: ReadonlySet<Permission> = new Set(PERMISSIONS);
 
-export class Policy {
+/**
+ * Where each request finds the policy in force: a Policy is its own source; the CLI's source
+ * changes when SIGHUP reloads the policy file. Read per request, so a reload applies to the next
+ * call (a watch keeps the access it started with).
+ */
+export interface PolicySource {
+  readonly current: Policy;
+}
+
+export class Policy implements PolicySource {
   readonly #rules: readonly PolicyRule[] | "all";
 
   private constructor(rules: readonly PolicyRule[] | "all") {
@@ -72,6 +81,10 @@ export class Policy {
   /** Every principal may do everything (no policy file: authenticated means trusted). */
   static allowAll(): Policy {
     return new Policy("all");
+  }
+
+  get current(): Policy {
+    return this;
   }
 
   static fromRules(rules: readonly PolicyRule[]): Policy {

@@ -10,7 +10,7 @@ import { clone, create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { LockHeldDetailSchema } from "../gen/tfstate/v1/error_details_pb.ts";
 import { LockInfoSchema } from "../gen/tfstate/v1/lock_pb.ts";
-import type { Access, Policy } from "../policy/policy.ts";
+import type { Access, PolicySource } from "../policy/policy.ts";
 import { METHOD_ACCESS, type MethodAccess } from "./method-access.ts";
 import { principalKey } from "./principal.ts";
 
@@ -41,7 +41,7 @@ function check(
   return ws;
 }
 
-export function authorizationInterceptor(policy: Policy): Interceptor {
+export function authorizationInterceptor(policy: PolicySource): Interceptor {
   return (next) => async (req) => {
     const rule = METHOD_ACCESS.get(req.method);
     if (rule === undefined) {
@@ -49,7 +49,7 @@ export function authorizationInterceptor(policy: Policy): Interceptor {
       throw new ConnectError(`${req.method.name} has no access rule`, Code.Unimplemented);
     }
     if (rule.kind === "public") return next(req);
-    const access = policy.accessFor(req.contextValues.get(principalKey));
+    const access = policy.current.accessFor(req.contextValues.get(principalKey));
     req.contextValues.set(accessKey, access);
     if (rule.kind === "authenticated") return next(req);
     if (!req.stream) {

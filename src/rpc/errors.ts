@@ -5,7 +5,13 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { type ErrorCode, isTfstateError, ResourceExhaustedError, type TfstateError } from "../errors.ts";
+import {
+  AUTH_REALM,
+  type ErrorCode,
+  isTfstateError,
+  ResourceExhaustedError,
+  type TfstateError,
+} from "../errors.ts";
 import {
   LockHeldDetailSchema,
   SizeLimitDetailSchema,
@@ -40,10 +46,17 @@ const SERVER_FAULTS = new Set<Code>([Code.Internal, Code.Unknown, Code.DataLoss,
  * Maps any error to a ConnectError. Domain errors keep their message (they never carry secrets);
  * anything else is an internal error whose message is not sent, only logged.
  */
+/** The challenge an RPC refused for its credentials carries: an API token or a JWT as a Bearer token. */
+const BEARER_CHALLENGE = `Bearer realm="${AUTH_REALM}"`;
+
 export function toConnectError(err: unknown, logger?: Logger, procedure?: string): ConnectError {
   if (err instanceof ConnectError) return err;
   if (isTfstateError(err)) {
-    const out = new ConnectError(err.message, CODES[err.code], undefined, detailsFor(err), err);
+    const code = CODES[err.code];
+    // RFC 9110 section 11.6.1: a refusal for missing or bad credentials names the scheme to use;
+    // Connect sends it as a response header, gRPC and gRPC-Web as metadata in the trailers.
+    const metadata = code === Code.Unauthenticated ? { "www-authenticate": BEARER_CHALLENGE } : undefined;
+    const out = new ConnectError(err.message, code, metadata, detailsFor(err), err);
     if (logger && SERVER_FAULTS.has(out.code)) {
       const level = out.code === Code.Unavailable ? "warn" : "error";
       logger[level]("rpc failed", { procedure, code: Code[out.code], error: err });

@@ -5,7 +5,7 @@
  */
 import { NotFoundError, PermissionDeniedError } from "../errors.ts";
 import type { Permission } from "../policy/permissions.ts";
-import type { Policy } from "../policy/policy.ts";
+import type { PolicySource } from "../policy/policy.ts";
 import type { TerraformHttpAction, TerraformHttpAuthorize } from "./types.ts";
 
 export const ACTION_NEEDS: Readonly<Record<TerraformHttpAction, Permission>> = {
@@ -16,9 +16,9 @@ export const ACTION_NEEDS: Readonly<Record<TerraformHttpAction, Permission>> = {
   unlock: "lock",
 };
 
-export function policyAuthorizer(policy: Policy): TerraformHttpAuthorize {
+export function policyAuthorizer(policy: PolicySource): TerraformHttpAuthorize {
   return async (_req, { workspace, action, principal }) => {
-    const access = policy.accessFor(principal);
+    const access = policy.current.accessFor(principal);
     if (!access.visible(workspace))
       throw new NotFoundError(`workspace ${JSON.stringify(workspace)} does not exist`);
     const need = ACTION_NEEDS[action];

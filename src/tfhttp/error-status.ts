@@ -1,4 +1,4 @@
-import { type ErrorCode, isTfstateError } from "../errors.ts";
+import { AUTH_REALM, type ErrorCode, isTfstateError } from "../errors.ts";
 import { LockError, lockInfoToGoJson } from "../oras/index.ts";
 
 /**
@@ -58,8 +58,11 @@ export function errorReply(
   }
   const status = STATUS[err.code];
   const headers: Record<string, string> = {};
-  // The CLI sends Basic credentials (`username`/`password` in the backend block).
-  if (status === 401) headers["www-authenticate"] = 'Basic realm="oci-tfstate", charset="UTF-8"';
+  // The CLI sends Basic credentials (`username`/`password` in the backend block); other clients
+  // may send the same token or JWT as a Bearer token.
+  if (status === 401)
+    headers["www-authenticate"] =
+      `Basic realm="${AUTH_REALM}", charset="UTF-8", Bearer realm="${AUTH_REALM}"`;
   const message = err.code === "data_loss" ? `data loss: ${err.message}` : err.message;
   // A client that went away is nobody's fault worth an error line.
   return { status, body: errorBody(message), headers, serverFault: status >= 500 && err.code !== "canceled" };

@@ -34,7 +34,7 @@ export async function handleLock(c: HandlerContext): Promise<Reply> {
     waitMs: c.lockWaitMs,
     retry: TOFU_LOCK_RETRY,
   });
-  return jsonReply(200, lockInfoToGoJson(result.info));
+  return { ...jsonReply(200, lockInfoToGoJson(result.info)), facts: { lockId: result.info.id } };
 }
 
 /**
@@ -53,5 +53,6 @@ export async function handleUnlock(c: HandlerContext): Promise<Reply> {
       released: released !== null,
     });
   }
-  return released ? jsonReply(200, lockInfoToGoJson(released)) : { status: 200 };
+  const facts = { lockId: info.id };
+  return released ? { ...jsonReply(200, lockInfoToGoJson(released)), facts } : { status: 200, facts };
 }

@@ -11,6 +11,8 @@ export interface Reply {
   status: number;
   body?: Uint8Array | string | undefined;
   headers?: Record<string, string> | undefined;
+  /** For the audit record: the state version and digest read or written, the lock ID taken or released. */
+  facts?: { version?: number | undefined; digest?: string | undefined; lockId?: string | undefined };
 }
 
 export function jsonReply(status: number, body: string, headers: Record<string, string> = {}): Reply {

@@ -1,4 +1,6 @@
-import { InvalidArgumentError } from "../errors.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+import { REQUEST_ID_HEADER, requestIdFrom } from "../audit/request-id.ts";
+import { InvalidArgumentError, isTfstateError } from "../errors.ts";
 import { errorBody, errorReply, type LockConflictStatus } from "./error-status.ts";
 import type { HandlerContext } from "./handler-context.ts";
 import {
@@ -7,7 +9,7 @@ import {
   handleUnlock,
   MAX_HTTP_LOCK_WAIT_MS,
 } from "./lock-handlers.ts";
-import { parseTerraformTarget, TERRAFORM_STATE_PREFIX } from "./request-path.ts";
+import { parseTerraformTarget, TERRAFORM_STATE_PREFIX, type TerraformTarget } from "./request-path.ts";
 import { jsonReply, type Reply, send } from "./responses.ts";
 import { handleStateDelete, handleStateRead, handleStateWrite } from "./state-handlers.ts";
 import type {
@@ -77,7 +79,7 @@ export const TERRAFORM_HTTP_ROUTES: readonly { path: string; method: string; act
  * `/terraform/state/{workspace}` for the state and `/terraform/state/{workspace}/lock` for its lock.
  */
 export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): TerraformHttpRoute {
-  const { coordinator, logger, maxStateSize, authorize } = options;
+  const { coordinator, logger, maxStateSize, authorize, audit } = options;
   if (!Number.isSafeInteger(maxStateSize) || maxStateSize <= 0) {
     throw new InvalidArgumentError(`maxStateSize must be a positive integer, got ${String(maxStateSize)}`);
   }
@@ -96,14 +98,17 @@ export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): Te
     let workspace: string | undefined;
     let principal: RoutePrincipal | undefined;
     let grant: TerraformHttpGrant | undefined;
+    let target: TerraformTarget | undefined;
+    let op: Operation | undefined;
     let reply: Reply;
+    let result = "ok";
     try {
       // First: a caller the server does not know learns nothing, not even whether a path exists.
       principal = await ctx.authenticate();
-      const target = parseTerraformTarget(req.url ?? "");
+      target = parseTerraformTarget(req.url ?? "");
       workspace = target.workspace;
       const route = ROUTES[target.kind];
-      const op = route.ops.get(method);
+      op = route.ops.get(method);
       if (op === undefined) {
         const allow = [...route.ops.keys()].join(", ");
         reply = jsonReply(
@@ -131,8 +136,10 @@ export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): Te
       if (failure.serverFault) logger.error("terraform http backend request failed", fields);
       else logger.debug("terraform http backend request refused", fields);
       reply = jsonReply(failure.status, failure.body, failure.headers);
+      result = isTfstateError(err) ? err.code : "internal";
     }
     send(req, res, reply);
+    if (audit) auditRequest(audit, req, { target, op, principal, reply, result });
     logger.debug("terraform http backend request", {
       method,
       workspace,
@@ -143,4 +150,51 @@ export function createTerraformHttpRoute(options: TerraformHttpRouteOptions): Te
   }
 
   return { prefix: TERRAFORM_STATE_PREFIX, handle };
+}
+
+const ANONYMOUS: RoutePrincipal = { method: "anonymous", name: "anonymous" };
+
+/**
+ * The audit record of a request that read or changed a state or its lock (src/audit): a request
+ * refused before its operation was known (no credentials) is recorded for the operation its
+ * method and path name; one that names no operation (a 405, an unknown path) read and changed
+ * nothing, and is not recorded.
+ */
+function auditRequest(
+  audit: AuditLog,
+  req: HttpRequest,
+  done: {
+    target: TerraformTarget | undefined;
+    op: Operation | undefined;
+    principal: RoutePrincipal | undefined;
+    reply: Reply;
+    result: string;
+  },
+): void {
+  const target = done.target ?? targetOf(req.url ?? "");
+  if (target === undefined) return;
+  const op = done.op ?? ROUTES[target.kind].ops.get(req.method ?? "");
+  if (op === undefined || (op.action === "read" && !audit.sampleRead())) return;
+  const facts = done.reply.facts;
+  audit.record({
+    requestId: requestIdFrom(req.headers[REQUEST_ID_HEADER]),
+    principal: done.principal ?? ANONYMOUS,
+    remoteAddress: req.socket?.remoteAddress,
+    surface: "http",
+    method: `${req.method} ${ROUTES[target.kind].path}`,
+    workspace: target.workspace,
+    version: facts?.version,
+    digest: facts?.digest,
+    // A write carries its lock as ?ID=; LOCK and UNLOCK in their body (known once it was read).
+    lockId: facts?.lockId ?? (target.kind === "state" ? (target.query.get("ID") ?? undefined) : undefined),
+    result: done.result,
+  });
+}
+
+function targetOf(url: string): TerraformTarget | undefined {
+  try {
+    return parseTerraformTarget(url);
+  } catch {
+    return undefined;
+  }
 }

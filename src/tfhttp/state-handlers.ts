@@ -17,6 +17,7 @@ export async function handleStateRead(c: HandlerContext): Promise<Reply> {
       // State holds secrets: no shared cache may keep a copy.
       "cache-control": "no-store",
     },
+    facts: { version: payload.version, digest: payload.digest },
   };
 }
 
@@ -31,8 +32,8 @@ export async function handleStateWrite(c: HandlerContext): Promise<Reply> {
   if (body.byteLength === 0) {
     throw new InvalidArgumentError("the state write has no body: send the state JSON");
   }
-  await c.coordinator.putState(c.workspace, body, { lockId, signal: c.signal });
-  return { status: 200 };
+  const result = await c.coordinator.putState(c.workspace, body, { lockId, signal: c.signal });
+  return { status: 200, facts: { version: result.version, digest: result.digest } };
 }
 
 /** DELETE: removes the current state (history stays); fenced like a write. */

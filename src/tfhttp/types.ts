@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { AuditLog } from "../audit/audit-log.ts";
 import type { Coordinator } from "../coordinator/types.ts";
 import type { Logger } from "../log.ts";
 import type { Principal } from "../rpc/principal.ts";
@@ -63,4 +64,6 @@ export interface TerraformHttpRouteOptions {
    * keeping no place. Default DEFAULT_HTTP_LOCK_WAIT_MS.
    */
   lockWaitMs?: number | undefined;
+  /** Where each request's audit record goes (state reads and changes); default: none are made. */
+  audit?: AuditLog | undefined;
 }

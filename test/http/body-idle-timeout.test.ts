@@ -296,7 +296,7 @@ test("--body-idle-timeout sets the timeout of the CLI's server", async () => {
   const url = String((await run.waitForLog("listening")).url);
   const r = await exchange(
     Number(new URL(url).port),
-    ["PUT /terraform/state/cli HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n", "{"],
+    ["PUT /terraform/state/cli HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n", "{"],
     15_000,
   );
   assert.equal(statusOf(r.text), 408, r.text);
