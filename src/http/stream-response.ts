@@ -105,16 +105,16 @@ export class StreamResponse {
   /** Ends the response: successfully, or with the error, with `trailers`, in the protocol's form. Once. */
   end(error: ConnectError | undefined, trailers: Headers): void {
     if (this.#ended || this.#sink.gone) return;
+    // The headers go first even when the call ends before any message (an error, an empty stream).
+    if (this.#protocol !== "grpc") this.start();
     this.#ended = true;
     switch (this.#protocol) {
       case "connect": {
-        this.start();
         const json = JSON.stringify(endStreamToJson(trailers, error, undefined));
         this.#sink.end(envelope(endStreamFlag, Buffer.from(json)), undefined);
         return;
       }
       case "grpc-web": {
-        this.start();
         this.#sink.end(envelope(trailerFlag, trailerSerialize(setTrailerStatus(trailers, error))), undefined);
         return;
       }

@@ -182,6 +182,21 @@ test("the endpoint passes the authentication point", async () => {
   const refused = await raw(url, { "content-type": "application/grpc" }, envelope(0, request("default")));
   assert.equal(refused.headers["grpc-status"], String(Code.Unauthenticated));
   assert.equal(decodeURIComponent(String(refused.headers["grpc-message"])), "credentials required");
+  // An error before any message still opens with the protocol's content type, which clients
+  // check before they read the end of the stream: on HTTP/2 and on HTTP/1.1.
+  for (const ct of ["application/connect+proto", "application/grpc-web+proto"]) {
+    const h2 = await raw(url, { "content-type": ct }, envelope(0, request("default")));
+    assert.equal(h2.headers[":status"], 200, ct);
+    assert.equal(h2.headers["content-type"], ct, ct);
+    const h1 = await fetch(url + PATH, {
+      method: "POST",
+      headers: { "content-type": ct },
+      body: envelope(0, request("default")),
+    });
+    assert.equal(h1.headers.get("content-type"), ct, `${ct} over HTTP/1.1`);
+    const end = Buffer.from(await h1.arrayBuffer()).toString("latin1");
+    assert.match(end, ct.includes("web") ? /grpc-status: 16/ : /"code":"unauthenticated"/, ct);
+  }
   const allowed = await raw(
     url,
     { "content-type": "application/grpc", authorization: "Bearer good" },
