@@ -10,7 +10,7 @@ import { IdentityFileError } from "./auth/config-file.ts";
 import { tokenCommand } from "./auth/token-command.ts";
 import { backendConfig, storageTarget } from "./config/backend-config.ts";
 import { type Config, describeConfig } from "./config/config.ts";
-import { exposureRefusal } from "./config/exposure.ts";
+import { exposureRefusal, loopbackOnly } from "./config/exposure.ts";
 import { helpText } from "./config/help.ts";
 import { identityOptions } from "./config/identity-config.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
@@ -99,6 +99,11 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   if (refusal !== undefined) {
     auth?.close();
     fail(refusal, EXIT_USAGE);
+  }
+  if (auth === undefined && !loopbackOnly(config.listen)) {
+    logger.warn(
+      "serving anonymous callers beyond loopback (--allow-anonymous): anyone who can reach the port can read and overwrite every state",
+    );
   }
   let policy: PolicyFileSource | undefined;
   try {
