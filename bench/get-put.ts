@@ -21,15 +21,15 @@
  *
  * The state is Terraform-shaped JSON (it compresses about 6×), new content on every write.
  */
-import { performance } from "node:perf_hooks";
 import { startRegistry } from "../test/harness/registry.ts";
 import { BareRegistry } from "./lib/bare-registry.ts";
 import { CLIENT_PROTOCOL_HTTP1, type StateClient, stateClient } from "./lib/connect-client.ts";
 import { type BenchResult, progress, type TargetCheck } from "./lib/report.ts";
 import { startServerProcess } from "./lib/server-process.ts";
 import { setSerial, stateBytes } from "./lib/state-data.ts";
-import { ms, round3, type Summary, summarize } from "./lib/stats.ts";
+import { ms, round3, type Summary } from "./lib/stats.ts";
 import { renderTable } from "./lib/table.ts";
+import { takeTurns } from "./lib/take-turns.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -209,25 +209,6 @@ async function measureSize(c: SizeCase, clients: Clients): Promise<Row[]> {
       false,
     ),
   ];
-}
-
-/** Runs every side `warmup` then `iterations` times; the side that goes first rotates each round. */
-async function takeTurns(
-  c: SizeCase,
-  sides: Record<string, () => Promise<void>>,
-): Promise<Record<string, Summary>> {
-  const names = Object.keys(sides);
-  const times = new Map(names.map((n) => [n, [] as number[]]));
-  for (let i = 0; i < c.warmup + c.iterations; i++) {
-    for (let k = 0; k < names.length; k++) {
-      const name = names[(i + k) % names.length] as string;
-      const start = performance.now();
-      await (sides[name] as () => Promise<void>)();
-      const elapsed = performance.now() - start;
-      if (i >= c.warmup) times.get(name)?.push(elapsed);
-    }
-  }
-  return Object.fromEntries([...times].map(([n, t]) => [n, summarize(t)]));
 }
 
 function report(rows: Row[]): BenchResult {

@@ -2,11 +2,12 @@
  * Runs the benchmarks and prints their figures: tables on stdout, then one JSON line with
  * everything. Progress goes to stderr.
  *
- *   node --import tsx bench/run.ts [get-put|watch|large|lock-contention ...]
+ *   node --import tsx bench/run.ts [get-put|auth|watch|large|lock-contention ...]
  *
  * Without names, all run in turn. A missed target is printed as MISSED; the exit status is 0
  * when every benchmark ran (whatever its figures), 1 when one failed to run.
  */
+import { runAuth } from "./auth.ts";
 import { runGetPut } from "./get-put.ts";
 import { runLarge } from "./large.ts";
 import { describeMachine, machineInfo } from "./lib/machine.ts";
@@ -16,6 +17,7 @@ import { runWatch } from "./watch.ts";
 
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
   "get-put": runGetPut,
+  auth: runAuth,
   watch: runWatch,
   large: runLarge,
   "lock-contention": runLockContention,

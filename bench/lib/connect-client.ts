@@ -3,7 +3,7 @@
  * on its own HTTP/2 connection, which `close()` ends; or over HTTP/1.1 with keep-alive.
  */
 import { Agent } from "node:http";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { StateService } from "../../src/gen/tfstate/v1/state_service_pb.ts";
 
@@ -24,10 +24,20 @@ export interface StateClientOptions {
   responseCompression?: "default" | "none";
   /** Default "2". */
   httpVersion?: "1.1" | "2";
+  /** An Authorization header sent with every call, e.g. "Bearer otfs_...". */
+  authorization?: string;
+}
+
+function authorizationHeader(value: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", value);
+    return next(req);
+  };
 }
 
 export function stateClient(baseUrl: string, opts: StateClientOptions = {}): StateClient {
   const compression = opts.responseCompression === "none" ? { acceptCompression: [] } : {};
+  const interceptors = opts.authorization === undefined ? [] : [authorizationHeader(opts.authorization)];
   if (opts.httpVersion === "1.1") {
     const agent = new Agent({ keepAlive: true });
     const transport = createConnectTransport({
@@ -35,6 +45,7 @@ export function stateClient(baseUrl: string, opts: StateClientOptions = {}): Sta
       httpVersion: "1.1",
       useBinaryFormat: true,
       nodeOptions: { agent },
+      interceptors,
       ...compression,
     });
     return { client: createClient(StateService, transport), close: () => agent.destroy() };
@@ -45,6 +56,7 @@ export function stateClient(baseUrl: string, opts: StateClientOptions = {}): Sta
     httpVersion: "2",
     useBinaryFormat: true,
     sessionManager,
+    interceptors,
     ...compression,
   });
   return {

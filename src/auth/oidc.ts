@@ -9,6 +9,8 @@
  * retried with backoff while it fails) and then jose's remote JWKS, which caches the keys and
  * fetches them again for an unknown `kid` (at most once per cooldown) and when they are old; if
  * that fetch fails the keys fetched last are used, and a kid they lack is "unavailable", not bad. An issuer with a `jwks_file` is never contacted.
+ * A token that passed is accepted again without another check until its `exp`, for at most a
+ * minute (verified-jwts.ts says why that is sound).
  */
 import { readFile } from "node:fs/promises";
 import {
@@ -28,6 +30,7 @@ import { IdentityFileError } from "./config-file.ts";
 import type { OidcIssuerConfig } from "./oidc-config.ts";
 import { DEFAULT_DISCOVERY_TIMEOUT_MS, discoverJwksUri } from "./oidc-discovery.ts";
 import { CredentialRefused } from "./refusal.ts";
+import { DEFAULT_VERIFIED_JWTS, VerifiedJwts, type VerifiedJwtsOptions } from "./verified-jwts.ts";
 
 export interface OidcVerifierOptions {
   issuers: readonly OidcIssuerConfig[];
@@ -40,6 +43,8 @@ export interface OidcVerifierOptions {
   jwksMaxAgeMs?: number | undefined;
   /** Backoff between failed discovery attempts: first wait, doubling up to the max. Default 1 s .. 60 s. */
   discoveryRetry?: { initialMs: number; maxMs: number } | undefined;
+  /** Tokens verified recently, accepted again without another check (verified-jwts.ts). Default 1024, 60 s. */
+  verifiedJwts?: VerifiedJwtsOptions | undefined;
 }
 
 export interface OidcVerifier {
@@ -218,10 +223,13 @@ export async function createOidcVerifier(opts: OidcVerifierOptions): Promise<Oid
   }
   // The first CI job should not wait for discovery; a failure here is logged and retried on use.
   for (const issuer of byIssuer.values()) issuer.keys().catch(() => {});
+  const verified = new VerifiedJwts(opts.verifiedJwts ?? DEFAULT_VERIFIED_JWTS);
 
   return {
     issuers: [...byIssuer.keys()],
     async verify(jwt) {
+      const known = verified.get(jwt);
+      if (known !== undefined) return known;
       let unverified: JWTPayload;
       try {
         unverified = decodeJwt(jwt);
@@ -261,15 +269,19 @@ export async function createOidcVerifier(opts: OidcVerifierOptions): Promise<Oid
       const sub = payload.sub;
       if (typeof sub !== "string" || sub === "")
         throw new CredentialRefused(`${config.issuer}: empty sub claim`);
-      return Object.freeze({
+      const principal: Principal = Object.freeze({
         method: "oidc",
         name: `oidc:${issuer.host}:${sub}`,
         issuer: config.issuer,
         subject: sub,
         claims: deepFreeze({ ...payload }),
       });
+      // exp is a required claim, so jwtVerify has checked it is a number.
+      verified.set(jwt, principal, payload.exp as number);
+      return principal;
     },
     close() {
+      verified.clear();
       for (const issuer of byIssuer.values()) issuer.close();
     },
   };
