@@ -2,9 +2,14 @@
 # oci-tfstate: Terraform/OpenTofu state in OCI registries, served over Connect, gRPC and gRPC-Web.
 #
 #   docker build -t oci-tfstate .
-#   docker run --rm -p 8080:8080 -v tfstate:/data oci-tfstate
+#   docker run --rm -p 8080:8080 -v tfstate:/data -v "$PWD/tokens.yaml:/etc/oci-tfstate/tokens.yaml:ro" \
+#     -e OCI_TFSTATE_TOKENS_FILE=/etc/oci-tfstate/tokens.yaml oci-tfstate
 #   docker run --rm -p 8080:8080 -e OCI_TFSTATE_REPOSITORY=ghcr.io/org/tfstate \
+#     -e OCI_TFSTATE_OIDC_ISSUER=https://token.actions.githubusercontent.com -e OCI_TFSTATE_OIDC_AUDIENCE=oci-tfstate \
 #     -e OCI_TFSTATE_REGISTRY_USERNAME=me -e OCI_TFSTATE_REGISTRY_PASSWORD_FILE=/run/secrets/ghcr oci-tfstate
+#
+# The image listens on every address, so it needs identity (a tokens file, an OIDC issuer) or it
+# exits 2 saying so; -e OCI_TFSTATE_ALLOW_ANONYMOUS=true serves strangers on a trusted network only.
 #
 # Node 24 runs the TypeScript sources directly (type stripping), so there is no build step and no
 # TypeScript toolchain in the image. Keep the major version in step with CI.
