@@ -23,8 +23,17 @@ export interface PolicyRule {
   permissions: readonly Permission[];
 }
 
-/** One principal's view of the workspaces; computed once per call, memoised per workspace. */
-export class Access {
+/** What a principal may do, by workspace: an Access, or one that follows the policy in force. */
+export interface WorkspaceAccess {
+  readonly principal: Principal;
+  permissionsOn(workspace: string): ReadonlySet<Permission>;
+  can(permission: Permission, workspace: string): boolean;
+  /** Whether the workspace exists for this principal: it has some permission on it. */
+  visible(workspace: string): boolean;
+}
+
+/** One principal's view of the workspaces under one policy, memoised per workspace. */
+export class Access implements WorkspaceAccess {
   readonly principal: Principal;
   readonly #rules: readonly PolicyRule[] | "all";
   readonly #memo = new Map<string, ReadonlySet<Permission>>();
@@ -63,9 +72,32 @@ export class Access {
 const ALL: ReadonlySet<Permission> = new Set(PERMISSIONS);
 
 /**
+ * The principal's access under whichever policy is in force when asked, for calls that outlive a
+ * reload: a watch lasts hours, and a grant taken away must stop its next event, not its next call.
+ * The Access is made again only when the policy changed.
+ */
+export function followingAccess(source: PolicySource, principal: Principal): WorkspaceAccess {
+  let policy = source.current;
+  let access = policy.accessFor(principal);
+  const now = (): Access => {
+    if (source.current !== policy) {
+      policy = source.current;
+      access = policy.accessFor(principal);
+    }
+    return access;
+  };
+  return {
+    principal,
+    permissionsOn: (ws) => now().permissionsOn(ws),
+    can: (p, ws) => now().can(p, ws),
+    visible: (ws) => now().visible(ws),
+  };
+}
+
+/**
  * Where each request finds the policy in force: a Policy is its own source; the CLI's source
  * changes when SIGHUP reloads the policy file. Read per request, so a reload applies to the next
- * call (a watch keeps the access it started with).
+ * call, and to the next event of a watch (followingAccess).
  */
 export interface PolicySource {
   readonly current: Policy;

@@ -10,11 +10,11 @@ import { clone, create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { LockHeldDetailSchema } from "../gen/tfstate/v1/error_details_pb.ts";
 import { LockInfoSchema } from "../gen/tfstate/v1/lock_pb.ts";
-import type { Access, PolicySource } from "../policy/policy.ts";
+import { followingAccess, type PolicySource, type WorkspaceAccess } from "../policy/policy.ts";
 import { METHOD_ACCESS, type MethodAccess } from "./method-access.ts";
 import { principalKey } from "./principal.ts";
 
-export const accessKey = createContextKey<Access | undefined>(undefined, {
+export const accessKey = createContextKey<WorkspaceAccess | undefined>(undefined, {
   description: "what the caller may do, by workspace",
 });
 
@@ -24,7 +24,7 @@ export function notVisible(workspace: string): ConnectError {
 }
 
 function check(
-  access: Access,
+  access: WorkspaceAccess,
   rule: MethodAccess & { kind: "workspace" },
   message: unknown,
 ): string | undefined {
@@ -49,7 +49,9 @@ export function authorizationInterceptor(policy: PolicySource): Interceptor {
       throw new ConnectError(`${req.method.name} has no access rule`, Code.Unimplemented);
     }
     if (rule.kind === "public") return next(req);
-    const access = policy.current.accessFor(req.contextValues.get(principalKey));
+    const principal = req.contextValues.get(principalKey);
+    // A stream may outlive a policy reload: what it shows follows the policy in force.
+    const access = req.stream ? followingAccess(policy, principal) : policy.current.accessFor(principal);
     req.contextValues.set(accessKey, access);
     if (rule.kind === "authenticated") return next(req);
     if (!req.stream) {
@@ -99,7 +101,7 @@ function mapErrors<T>(source: AsyncIterable<T>, map: (err: unknown) => unknown):
 }
 
 /** A lock-held error as a caller without `lock` on the workspace sees it: the holder's ID hidden. */
-function hideLockId(err: unknown, access: Access, ws: string): unknown {
+function hideLockId(err: unknown, access: WorkspaceAccess, ws: string): unknown {
   if (!(err instanceof ConnectError) || access.can("lock", ws)) return err;
   const held = err.findDetails(LockHeldDetailSchema)[0];
   const id = held?.holder?.id ?? "";
