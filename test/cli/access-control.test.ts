@@ -212,7 +212,19 @@ test("tokens, policy and audit log together, on every protocol and the http back
   assert.equal(run.child.exitCode, null, "SIGHUP never ends the process");
 
   // The audit log: each change and each refusal, as the caller it was; never a secret or state.
-  const records = await auditRecords(auditFile);
+  // Records are appended asynchronously: wait for the last one (the second write after the reload).
+  let records = await auditRecords(auditFile);
+  const viewerWrites = () =>
+    records.filter(
+      (r) =>
+        r.method === "POST /terraform/state/{workspace}" &&
+        r.result === "ok" &&
+        (r.principal as { name?: string }).name === "viewer",
+    ).length;
+  for (const deadline = Date.now() + 5000; viewerWrites() < 2 && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 20));
+    records = await auditRecords(auditFile);
+  }
   const find = (pred: (r: Record<string, unknown>) => boolean, what: string) => {
     const r = records.find(pred);
     assert.ok(r, `an audit record for ${what}:\n${records.map((x) => JSON.stringify(x)).join("\n")}`);
