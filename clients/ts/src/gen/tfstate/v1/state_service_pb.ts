@@ -1148,7 +1148,8 @@ export type ResourceChange = Message<"tfstate.v1.ResourceChange"> & {
 
   /**
    * For CHANGE_KIND_CHANGED, the paths inside the instance that differ,
-   * e.g. `attributes.input`, `attributes.tags["Name"]`, `dependencies`,
+   * e.g. `attributes.input`, `attributes.tags.Name`, `attributes.ports[0]`,
+   * `attributes.labels["app.kubernetes.io/name"]`, `dependencies`,
    * sorted. Values are never sent: they may be secret. At most 64 per
    * instance (see `paths_truncated`).
    *
