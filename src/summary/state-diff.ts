@@ -56,7 +56,7 @@ export const MAX_DETAILED_CHANGES = 1000;
 /** Paths listed per changed instance. */
 export const MAX_PATHS_PER_RESOURCE = 64;
 /** Below this combined size both parsed states are kept instead of parsing one of them twice. */
-const KEEP_BOTH_PARSED_BYTES = 32 * 1024 * 1024;
+export const KEEP_BOTH_PARSED_BYTES = 32 * 1024 * 1024;
 /** Past this depth a differing subtree is reported as one path. */
 const MAX_PATH_DEPTH = 32;
 
@@ -68,16 +68,22 @@ interface Side {
   outputs: Map<string, { shown: MaskedOutput; hash: string }>;
 }
 
-export function diffStates(fromData: Uint8Array, toData: Uint8Array): StateDiff {
-  const keepBoth = fromData.byteLength + toData.byteLength <= KEEP_BOTH_PARSED_BYTES;
+export function diffStates(
+  fromData: Uint8Array,
+  toData: Uint8Array,
+  keepBothParsedBytes = KEEP_BOTH_PARSED_BYTES,
+): StateDiff {
+  const keepBoth = fromData.byteLength + toData.byteLength <= keepBothParsedBytes;
   const fromRead = parse(fromData);
   if (!fromRead.ok) return { comparable: false, side: "from", detail: fromRead.detail };
   const from = reduce(fromRead.doc);
+  if (from === undefined) return { comparable: false, side: "from", detail: TOO_DEEP };
   let fromDoc: Json | undefined = keepBoth ? fromRead.doc : undefined;
   if (!keepBoth) fromRead.doc = {}; // dropped before `to` is parsed
   const toRead = parse(toData);
   if (!toRead.ok) return { comparable: false, side: "to", detail: toRead.detail };
   const to = reduce(toRead.doc);
+  if (to === undefined) return { comparable: false, side: "to", detail: TOO_DEEP };
 
   const resources: ResourceChange[] = [];
   for (const [address, hash] of to.index) {
@@ -126,7 +132,19 @@ function parse(data: Uint8Array): { ok: true; doc: Json } | { ok: false; detail:
   return read.format === "terraform_json" ? { ok: true, doc: read.doc } : { ok: false, detail: read.detail };
 }
 
-function reduce(doc: Json): Side {
+const TOO_DEEP = "it is nested too deeply to read";
+
+/** Undefined when a value is nested too deeply to serialize (JSON.stringify runs out of stack). */
+function reduce(doc: Json): Side | undefined {
+  try {
+    return reduceOrThrow(doc);
+  } catch (err) {
+    if (err instanceof RangeError) return undefined;
+    throw err;
+  }
+}
+
+function reduceOrThrow(doc: Json): Side {
   const index = new Map<string, string>();
   forEachResource(doc, (b) => {
     for (const i of b.instances) {
