@@ -21,6 +21,8 @@ import type {
   StateReader,
   VersionInfo,
 } from "../oras/index.ts";
+import type { StateSummary } from "../summary/state-summary.ts";
+import { summaryToProto } from "./summary-convert.ts";
 import { rfc3339FromTimestamp, timestampFromRfc3339 } from "./time.ts";
 import { type CallerView, shownHolder } from "./view.ts";
 
@@ -134,7 +136,13 @@ export function stateVersionToProto(v: VersionInfo): StateVersion {
   });
 }
 
-export function workspaceToProto(w: WorkspaceSummary, basic: boolean, view: CallerView): Workspace {
+/** `summary`: the current state's, when known (its key figures only; never its outputs). */
+export function workspaceToProto(
+  w: WorkspaceSummary,
+  basic: boolean,
+  view: CallerView,
+  summary?: StateSummary | undefined,
+): Workspace {
   if (basic) return create(WorkspaceSchema, { name: w.name });
   const updateTime = timestampFromRfc3339(w.updatedAt);
   return create(WorkspaceSchema, {
@@ -145,5 +153,6 @@ export function workspaceToProto(w: WorkspaceSummary, basic: boolean, view: Call
     version: BigInt(w.hasState ? (w.version ?? 0) : 0),
     ...(w.hasState && updateTime ? { updateTime } : {}),
     ...(w.lock ? { lock: lockInfoToProto(shownHolder(w.lock, w.name, view)) } : {}),
+    ...(w.hasState && summary ? { summary: summaryToProto(summary, false) } : {}),
   });
 }

@@ -60,6 +60,10 @@ export const METHOD_ACCESS: ReadonlyMap<DescMethod, MethodAccess> = new Map<Desc
       return payload?.case === "header" ? String(payload.value?.workspace ?? "") : "";
     }, fixed("write")),
   ],
+  // Outputs are masked in all three; the state's other values never leave the server.
+  [S.getStateSummary, on(ws, fixed("read-outputs"))],
+  [S.getOutputs, on(ws, fixed("read-outputs"))],
+  [S.diffVersions, on(ws, fixed("read"))],
   [W.listWorkspaces, on(() => undefined, fixed("visible"))],
   [W.getWorkspace, on(named, fixed("visible"))],
   [W.createWorkspace, on(named, fixed("admin"))],

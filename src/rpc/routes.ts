@@ -8,7 +8,8 @@ import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.ts";
 import { ServerReflection as ServerReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 import { StateService } from "../gen/tfstate/v1/state_service_pb.ts";
 import { WorkspaceService } from "../gen/tfstate/v1/workspace_service_pb.ts";
-import type { RpcDeps } from "./deps.ts";
+import { StateInsights } from "../summary/state-insights.ts";
+import type { RpcDeps, ServiceDeps } from "./deps.ts";
 import { DescriptorIndex } from "./descriptor-index.ts";
 import { healthService } from "./health-service.ts";
 import type { Readiness } from "./readiness.ts";
@@ -39,9 +40,10 @@ export interface ServedService {
 /** The implementations of every served service, in SERVED_SERVICES order. */
 export function rpcServices(opts: RpcRoutesOptions): ServedService[] {
   const index = new DescriptorIndex(SERVED_SERVICES);
+  const deps: ServiceDeps = { ...opts, insights: opts.insights ?? new StateInsights(opts.coordinator) };
   return [
-    { service: StateService, impl: stateService(opts) },
-    { service: WorkspaceService, impl: workspaceService(opts) },
+    { service: StateService, impl: stateService(deps) },
+    { service: WorkspaceService, impl: workspaceService(deps) },
     {
       service: Health,
       impl: healthService({

@@ -22,12 +22,13 @@ import {
   metadataFromReader,
   stateVersionToProto,
 } from "./convert.ts";
-import { type RpcDeps, versionArg } from "./deps.ts";
+import { type ServiceDeps, versionArg } from "./deps.ts";
 import { stateBodyKey } from "./fast-methods.ts";
 import { getStateAnswer } from "./get-state.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
 import { rechunk, slices } from "./rechunk.ts";
 import { checkUnaryState, STREAM_CHUNK_BYTES, StateSizeError, unaryStateLimit } from "./size-limits.ts";
+import { insightMethods } from "./state-insight-methods.ts";
 import { UploadBody } from "./upload-body.ts";
 import { callerView, shownHolder } from "./view.ts";
 import { watchResponses } from "./watch-lock.ts";
@@ -36,7 +37,7 @@ type DownloadMessage = MessageInitShape<typeof DownloadStateResponseSchema>;
 
 const MD5_BYTES = 16;
 
-export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
+export function stateService(deps: ServiceDeps): ServiceImpl<typeof StateService> {
   const { coordinator } = deps;
 
   const checkMaxStateSize = (size: number) => {
@@ -50,6 +51,8 @@ export function stateService(deps: RpcDeps): ServiceImpl<typeof StateService> {
   };
 
   return {
+    ...insightMethods(deps),
+
     async getState(req, ctx) {
       const answer = await getStateAnswer(deps, req, callOptions(ctx), unaryLimit(ctx));
       // The edge's writer sends the state buffer as it is, after the rest of the message.

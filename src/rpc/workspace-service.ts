@@ -10,12 +10,12 @@ import type { WorkspaceService } from "../gen/tfstate/v1/workspace_service_pb.ts
 import { DEFAULT_WORKSPACE } from "../oras/index.ts";
 import { callOptions } from "./call-options.ts";
 import { workspaceToProto } from "./convert.ts";
-import type { RpcDeps } from "./deps.ts";
+import type { ServiceDeps } from "./deps.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
 import { callerView } from "./view.ts";
 
-export function workspaceService(deps: RpcDeps): ServiceImpl<typeof WorkspaceService> {
-  const { coordinator } = deps;
+export function workspaceService(deps: ServiceDeps): ServiceImpl<typeof WorkspaceService> {
+  const { coordinator, insights } = deps;
   return {
     async listWorkspaces(req, ctx) {
       const size = pageSize(req.pageSize);
@@ -32,13 +32,21 @@ export function workspaceService(deps: RpcDeps): ServiceImpl<typeof WorkspaceSer
       const nextPageToken = rest.length > size && last !== undefined ? encodePageToken(scope, last) : "";
       if (basic) return { workspaces: page.map((name) => ({ name })), nextPageToken };
       const described = await coordinator.describeWorkspaces(page, opts);
-      return { workspaces: described.map((w) => workspaceToProto(w, false, view)), nextPageToken };
+      const summaries = await insights.summariesOf(described, opts);
+      return {
+        workspaces: described.map((w, i) => workspaceToProto(w, false, view, summaries[i])),
+        nextPageToken,
+      };
     },
 
     async getWorkspace(req, ctx) {
       const name = req.name;
-      const summary = await coordinator.getWorkspace(name, callOptions(ctx));
-      return { workspace: workspaceToProto(summary, isBasic(req.view), callerView(ctx)) };
+      const opts = callOptions(ctx);
+      const w = await coordinator.getWorkspace(name, opts);
+      if (isBasic(req.view)) return { workspace: workspaceToProto(w, true, callerView(ctx)) };
+      // One workspace: its summary is computed whatever the state's size.
+      const [summary] = await insights.summariesOf([w], opts, Number.POSITIVE_INFINITY);
+      return { workspace: workspaceToProto(w, false, callerView(ctx), summary) };
     },
 
     async createWorkspace(req, ctx) {

@@ -110,11 +110,12 @@ test("reflection v1 lists the services and serves complete, usable file descript
       "tfstate/v1/lock.proto",
       "tfstate/v1/state.proto",
       "tfstate/v1/state_service.proto",
+      "tfstate/v1/summary.proto",
     ],
     "and every file it imports",
   );
   const service = serviceFiles[0]?.service.find((s) => s.name === "StateService");
-  assert.equal(service?.method.length, 12);
+  assert.equal(service?.method.length, 15);
   const watch = service?.method.find((m) => m.name === "WatchLock");
   assert.equal(watch?.serverStreaming, true);
   const getState = service?.method.find((m) => m.name === "GetState");
@@ -124,7 +125,7 @@ test("reflection v1 lists the services and serves complete, usable file descript
   const registry = createFileRegistry(
     create(FileDescriptorSetSchema, { file: dependenciesFirst(serviceFiles) }),
   );
-  assert.equal(registry.getService("tfstate.v1.StateService")?.methods.length, 12);
+  assert.equal(registry.getService("tfstate.v1.StateService")?.methods.length, 15);
   assert.ok(registry.getMessage("tfstate.v1.DownloadStateResponse"));
 
   // Already sent on this stream: only the requested file comes again, not its imports.

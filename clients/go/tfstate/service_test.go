@@ -396,3 +396,31 @@ func TestListWorkspacesAndVersions(t *testing.T) {
 		wantCode(t, err, connect.CodeNotFound)
 	})
 }
+
+func TestOutputsAndSummaryMaskSensitiveValues(t *testing.T) {
+	eachTarget(t, func(t *testing.T, c *tfstate.Client) {
+		ctx := testContext(t)
+		name := workspaceName("outputs")
+		state := []byte(`{"version":4,"serial":3,"lineage":"lin","terraform_version":"1.9.0","resources":` +
+			`[{"mode":"managed","type":"terraform_data","name":"x","instances":[{"attributes":{}}]}],` +
+			`"outputs":{"ip":{"value":"10.0.0.1","type":"string"},"pw":{"value":"hunter2","type":"string","sensitive":true}}}`)
+		put(ctx, t, c, name, state, "")
+		outputs, err := c.State.GetOutputs(ctx, connect.NewRequest(&tfstatev1.GetOutputsRequest{Workspace: name}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := outputs.Msg.GetOutputs()
+		if outputs.Msg.GetFormat() != tfstatev1.StateFormat_STATE_FORMAT_TERRAFORM_JSON || len(got) != 2 ||
+			got[0].GetValueJson() != `"10.0.0.1"` || !got[1].GetSensitive() || got[1].GetValueJson() != "" {
+			t.Fatalf("GetOutputs = %v, want ip shown and pw masked", outputs.Msg)
+		}
+		summary, err := c.State.GetStateSummary(ctx, connect.NewRequest(&tfstatev1.GetStateSummaryRequest{Workspace: name}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := summary.Msg.GetSummary()
+		if s.GetSerial() != 3 || s.GetLineage() != "lin" || s.GetResourceCount() != 1 {
+			t.Fatalf("GetStateSummary = %v, want serial 3, lineage lin, 1 resource", s)
+		}
+	})
+}

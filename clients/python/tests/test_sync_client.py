@@ -243,3 +243,26 @@ def test_list_workspaces_and_versions(client: Client) -> None:
     with pytest.raises(ConnectError) as missing:
         client.state.get_version(GetVersionRequest(workspace=names[1], version=999))
     assert missing.value.code == Code.NOT_FOUND
+
+
+def test_outputs_and_summary_mask_sensitive_values(client: Client) -> None:
+    from oci_tfstate.gen.tfstate.v1.state_service_pb import GetOutputsRequest, GetStateSummaryRequest
+    from oci_tfstate.gen.tfstate.v1.summary_pb import StateFormat
+
+    name = workspace_name("outputs")
+    state = (
+        b'{"version":4,"serial":3,"lineage":"lin","terraform_version":"1.9.0","resources":'
+        b'[{"mode":"managed","type":"terraform_data","name":"x","instances":[{"attributes":{}}]}],'
+        b'"outputs":{"ip":{"value":"10.0.0.1","type":"string"},'
+        b'"pw":{"value":"hunter2","type":"string","sensitive":true}}}'
+    )
+    put(client, name, state)
+    outputs = client.state.get_outputs(GetOutputsRequest(workspace=name))
+    assert outputs.format == StateFormat.TERRAFORM_JSON
+    assert [(o.name, o.sensitive, o.value_json) for o in outputs.outputs] == [
+        ("ip", False, '"10.0.0.1"'),
+        ("pw", True, ""),
+    ]
+    summary = client.state.get_state_summary(GetStateSummaryRequest(workspace=name)).summary
+    assert summary is not None
+    assert (summary.serial, summary.lineage, summary.resource_count) == (3, "lin", 1)

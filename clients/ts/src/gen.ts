@@ -7,5 +7,6 @@ export * from "./gen/tfstate/v1/error_details_pb.js";
 export * from "./gen/tfstate/v1/lock_pb.js";
 export * from "./gen/tfstate/v1/state_pb.js";
 export * from "./gen/tfstate/v1/state_service_pb.js";
+export * from "./gen/tfstate/v1/summary_pb.js";
 export * from "./gen/tfstate/v1/workspace_pb.js";
 export * from "./gen/tfstate/v1/workspace_service_pb.js";

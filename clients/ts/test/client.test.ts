@@ -18,6 +18,7 @@ import {
   type LockResponse,
   lockHolder,
   type NodeTfstateClient,
+  StateFormat,
   type StateMetadata,
   sizeLimit,
   type TfstateClient,
@@ -173,6 +174,39 @@ for (const target of TARGETS) {
         Code.InvalidArgument,
       );
       assert.deepEqual((await c.state.getState({ workspace: name })).state, state);
+    });
+
+    test("outputs and the summary, sensitive values masked", async () => {
+      const name = workspaceName("outputs");
+      await put(
+        c,
+        name,
+        encode(
+          JSON.stringify({
+            version: 4,
+            serial: 3,
+            lineage: "lin",
+            resources: [
+              { mode: "managed", type: "terraform_data", name: "x", instances: [{ attributes: {} }] },
+            ],
+            outputs: {
+              ip: { value: "10.0.0.1", type: "string" },
+              pw: { value: "hunter2", type: "string", sensitive: true },
+            },
+          }),
+        ),
+      );
+      const outputs = await c.state.getOutputs({ workspace: name });
+      assert.equal(outputs.format, StateFormat.TERRAFORM_JSON);
+      assert.deepEqual(
+        outputs.outputs.map((o) => [o.name, o.sensitive, o.valueJson]),
+        [
+          ["ip", false, '"10.0.0.1"'],
+          ["pw", true, ""],
+        ],
+      );
+      const { summary } = await c.state.getStateSummary({ workspace: name });
+      assert.deepEqual([summary?.serial, summary?.lineage, summary?.resourceCount], [3n, "lin", 1n]);
     });
 
     test("a lock conflict carries the holder's LockInfo", async () => {

@@ -144,6 +144,64 @@ func (LockEventKind) EnumDescriptor() ([]byte, []int) {
 	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{1}
 }
 
+// ChangeKind says how one resource instance or output differs between the
+// sides of a diff.
+type ChangeKind int32
+
+const (
+	// Not specified; the server never sends it.
+	ChangeKind_CHANGE_KIND_UNSPECIFIED ChangeKind = 0
+	// Only in the `to` side.
+	ChangeKind_CHANGE_KIND_ADDED ChangeKind = 1
+	// Only in the `from` side.
+	ChangeKind_CHANGE_KIND_REMOVED ChangeKind = 2
+	// In both, with different content.
+	ChangeKind_CHANGE_KIND_CHANGED ChangeKind = 3
+)
+
+// Enum value maps for ChangeKind.
+var (
+	ChangeKind_name = map[int32]string{
+		0: "CHANGE_KIND_UNSPECIFIED",
+		1: "CHANGE_KIND_ADDED",
+		2: "CHANGE_KIND_REMOVED",
+		3: "CHANGE_KIND_CHANGED",
+	}
+	ChangeKind_value = map[string]int32{
+		"CHANGE_KIND_UNSPECIFIED": 0,
+		"CHANGE_KIND_ADDED":       1,
+		"CHANGE_KIND_REMOVED":     2,
+		"CHANGE_KIND_CHANGED":     3,
+	}
+)
+
+func (x ChangeKind) Enum() *ChangeKind {
+	p := new(ChangeKind)
+	*p = x
+	return p
+}
+
+func (x ChangeKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChangeKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_tfstate_v1_state_service_proto_enumTypes[2].Descriptor()
+}
+
+func (ChangeKind) Type() protoreflect.EnumType {
+	return &file_tfstate_v1_state_service_proto_enumTypes[2]
+}
+
+func (x ChangeKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChangeKind.Descriptor instead.
+func (ChangeKind) EnumDescriptor() ([]byte, []int) {
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{2}
+}
+
 // Request for StateService.GetState.
 type GetStateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1760,12 +1818,631 @@ func (x *UploadStateResponse) GetMetadata() *StateMetadata {
 	return nil
 }
 
+// Request for StateService.GetStateSummary.
+type GetStateSummaryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workspace to read.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// A version number from the history; zero summarizes the current state.
+	Version       int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStateSummaryRequest) Reset() {
+	*x = GetStateSummaryRequest{}
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStateSummaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStateSummaryRequest) ProtoMessage() {}
+
+func (x *GetStateSummaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStateSummaryRequest.ProtoReflect.Descriptor instead.
+func (*GetStateSummaryRequest) Descriptor() ([]byte, []int) {
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetStateSummaryRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *GetStateSummaryRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// Response for StateService.GetStateSummary.
+type GetStateSummaryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Describes the state revision summarized.
+	Metadata *StateMetadata `protobuf:"bytes,1,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// What the server read out of it.
+	Summary       *StateSummary `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStateSummaryResponse) Reset() {
+	*x = GetStateSummaryResponse{}
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStateSummaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStateSummaryResponse) ProtoMessage() {}
+
+func (x *GetStateSummaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStateSummaryResponse.ProtoReflect.Descriptor instead.
+func (*GetStateSummaryResponse) Descriptor() ([]byte, []int) {
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetStateSummaryResponse) GetMetadata() *StateMetadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *GetStateSummaryResponse) GetSummary() *StateSummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+// Request for StateService.GetOutputs.
+type GetOutputsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workspace to read.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// A version number from the history; zero reads the current state.
+	Version       int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOutputsRequest) Reset() {
+	*x = GetOutputsRequest{}
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOutputsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOutputsRequest) ProtoMessage() {}
+
+func (x *GetOutputsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOutputsRequest.ProtoReflect.Descriptor instead.
+func (*GetOutputsRequest) Descriptor() ([]byte, []int) {
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetOutputsRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *GetOutputsRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// Response for StateService.GetOutputs.
+type GetOutputsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Describes the state revision read.
+	Metadata *StateMetadata `protobuf:"bytes,1,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// What the state is. For anything but STATE_FORMAT_TERRAFORM_JSON,
+	// `outputs` is empty because the server cannot read them.
+	Format StateFormat `protobuf:"varint,2,opt,name=format,proto3,enum=tfstate.v1.StateFormat" json:"format,omitempty"`
+	// The root module's outputs, sorted by name, sensitive values masked.
+	Outputs []*StateOutput `protobuf:"bytes,3,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	// The state's serial, to tell which revision the outputs are from.
+	Serial        int64 `protobuf:"varint,4,opt,name=serial,proto3" json:"serial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOutputsResponse) Reset() {
+	*x = GetOutputsResponse{}
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOutputsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOutputsResponse) ProtoMessage() {}
+
+func (x *GetOutputsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOutputsResponse.ProtoReflect.Descriptor instead.
+func (*GetOutputsResponse) Descriptor() ([]byte, []int) {
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetOutputsResponse) GetMetadata() *StateMetadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *GetOutputsResponse) GetFormat() StateFormat {
+	if x != nil {
+		return x.Format
+	}
+	return StateFormat_STATE_FORMAT_UNSPECIFIED
+}
+
+func (x *GetOutputsResponse) GetOutputs() []*StateOutput {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *GetOutputsResponse) GetSerial() int64 {
+	if x != nil {
+		return x.Serial
+	}
+	return 0
+}
+
+// Request for StateService.DiffVersions.
+type DiffVersionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workspace whose history is compared.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// The older side: a version number (StateVersion.number); must be
+	// positive.
+	FromVersion int64 `protobuf:"varint,2,opt,name=from_version,json=fromVersion,proto3" json:"from_version,omitempty"`
+	// The newer side: a version number, or zero for the current state.
+	ToVersion     int64 `protobuf:"varint,3,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffVersionsRequest) Reset() {
+	*x = DiffVersionsRequest{}
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffVersionsRequest) ProtoMessage() {}
+
+func (x *DiffVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffVersionsRequest.ProtoReflect.Descriptor instead.
+func (*DiffVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DiffVersionsRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *DiffVersionsRequest) GetFromVersion() int64 {
+	if x != nil {
+		return x.FromVersion
+	}
+	return 0
+}
+
+func (x *DiffVersionsRequest) GetToVersion() int64 {
+	if x != nil {
+		return x.ToVersion
+	}
+	return 0
+}
+
+// Response for StateService.DiffVersions.
+type DiffVersionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The `from` side.
+	From *DiffSide `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	// The `to` side.
+	To *DiffSide `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// Resource instances that differ, sorted by address. Unchanged instances
+	// are not listed.
+	Resources []*ResourceChange `protobuf:"bytes,3,rep,name=resources,proto3" json:"resources,omitempty"`
+	// Root module outputs that differ, sorted by name.
+	Outputs []*OutputChange `protobuf:"bytes,4,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	// True when more changed instances were found than the server details:
+	// the first 1000 changed instances carry `changed_paths`, later ones only
+	// their address.
+	PathsTruncated bool `protobuf:"varint,5,opt,name=paths_truncated,json=pathsTruncated,proto3" json:"paths_truncated,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DiffVersionsResponse) Reset() {
+	*x = DiffVersionsResponse{}
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffVersionsResponse) ProtoMessage() {}
+
+func (x *DiffVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffVersionsResponse.ProtoReflect.Descriptor instead.
+func (*DiffVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DiffVersionsResponse) GetFrom() *DiffSide {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *DiffVersionsResponse) GetTo() *DiffSide {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *DiffVersionsResponse) GetResources() []*ResourceChange {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *DiffVersionsResponse) GetOutputs() []*OutputChange {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *DiffVersionsResponse) GetPathsTruncated() bool {
+	if x != nil {
+		return x.PathsTruncated
+	}
+	return false
+}
+
+// DiffSide identifies one side of a DiffVersionsResponse.
+type DiffSide struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version number; zero for the current state when it is not a kept
+	// version.
+	Version int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The digest of the side's manifest (StateMetadata.digest).
+	Digest string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	// The side's `serial`.
+	Serial int64 `protobuf:"varint,3,opt,name=serial,proto3" json:"serial,omitempty"`
+	// The side's `lineage`. Sides with different lineages are different
+	// states, not revisions of one; the diff is still computed.
+	Lineage       string `protobuf:"bytes,4,opt,name=lineage,proto3" json:"lineage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffSide) Reset() {
+	*x = DiffSide{}
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffSide) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffSide) ProtoMessage() {}
+
+func (x *DiffSide) ProtoReflect() protoreflect.Message {
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffSide.ProtoReflect.Descriptor instead.
+func (*DiffSide) Descriptor() ([]byte, []int) {
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DiffSide) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DiffSide) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *DiffSide) GetSerial() int64 {
+	if x != nil {
+		return x.Serial
+	}
+	return 0
+}
+
+func (x *DiffSide) GetLineage() string {
+	if x != nil {
+		return x.Lineage
+	}
+	return ""
+}
+
+// ResourceChange is one resource instance that differs between two states.
+type ResourceChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance address, e.g. `module.net.aws_subnet.private[0]` or
+	// `terraform_data.web["a"]`.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// How it differs.
+	Kind ChangeKind `protobuf:"varint,2,opt,name=kind,proto3,enum=tfstate.v1.ChangeKind" json:"kind,omitempty"`
+	// For CHANGE_KIND_CHANGED, the paths inside the instance that differ,
+	// e.g. `attributes.input`, `attributes.tags.Name`, `attributes.ports[0]`,
+	// `attributes.labels["app.kubernetes.io/name"]`, `dependencies`,
+	// sorted. Values are never sent: they may be secret. At most 64 per
+	// instance (see `paths_truncated`).
+	ChangedPaths []string `protobuf:"bytes,3,rep,name=changed_paths,json=changedPaths,proto3" json:"changed_paths,omitempty"`
+	// True when the instance has more changed paths than `changed_paths`
+	// lists, or paths were not computed (see
+	// DiffVersionsResponse.paths_truncated).
+	PathsTruncated bool `protobuf:"varint,4,opt,name=paths_truncated,json=pathsTruncated,proto3" json:"paths_truncated,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ResourceChange) Reset() {
+	*x = ResourceChange{}
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResourceChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResourceChange) ProtoMessage() {}
+
+func (x *ResourceChange) ProtoReflect() protoreflect.Message {
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResourceChange.ProtoReflect.Descriptor instead.
+func (*ResourceChange) Descriptor() ([]byte, []int) {
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ResourceChange) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ResourceChange) GetKind() ChangeKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ChangeKind_CHANGE_KIND_UNSPECIFIED
+}
+
+func (x *ResourceChange) GetChangedPaths() []string {
+	if x != nil {
+		return x.ChangedPaths
+	}
+	return nil
+}
+
+func (x *ResourceChange) GetPathsTruncated() bool {
+	if x != nil {
+		return x.PathsTruncated
+	}
+	return false
+}
+
+// OutputChange is one root module output that differs between two states.
+type OutputChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The output name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How it differs.
+	Kind ChangeKind `protobuf:"varint,2,opt,name=kind,proto3,enum=tfstate.v1.ChangeKind" json:"kind,omitempty"`
+	// The output in the `from` side (unset for CHANGE_KIND_ADDED), value
+	// masked when sensitive.
+	From *StateOutput `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	// The output in the `to` side (unset for CHANGE_KIND_REMOVED), value
+	// masked when sensitive.
+	To            *StateOutput `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutputChange) Reset() {
+	*x = OutputChange{}
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutputChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutputChange) ProtoMessage() {}
+
+func (x *OutputChange) ProtoReflect() protoreflect.Message {
+	mi := &file_tfstate_v1_state_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutputChange.ProtoReflect.Descriptor instead.
+func (*OutputChange) Descriptor() ([]byte, []int) {
+	return file_tfstate_v1_state_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *OutputChange) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OutputChange) GetKind() ChangeKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ChangeKind_CHANGE_KIND_UNSPECIFIED
+}
+
+func (x *OutputChange) GetFrom() *StateOutput {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *OutputChange) GetTo() *StateOutput {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
 var File_tfstate_v1_state_service_proto protoreflect.FileDescriptor
 
 const file_tfstate_v1_state_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1etfstate/v1/state_service.proto\x12\n" +
-	"tfstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\x1a\x16tfstate/v1/state.proto\"S\n" +
+	"tfstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\x1a\x16tfstate/v1/state.proto\x1a\x18tfstate/v1/summary.proto\"S\n" +
 	"\x0fGetStateRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\"\n" +
 	"\rif_none_match\x18\x02 \x01(\tR\vifNoneMatch\"\x82\x01\n" +
@@ -1865,7 +2542,47 @@ const file_tfstate_v1_state_service_proto_rawDesc = "" +
 	"\x03md5\x18\x04 \x01(\fR\x03md5B\r\n" +
 	"\v_size_bytes\"L\n" +
 	"\x13UploadStateResponse\x125\n" +
-	"\bmetadata\x18\x01 \x01(\v2\x19.tfstate.v1.StateMetadataR\bmetadata*W\n" +
+	"\bmetadata\x18\x01 \x01(\v2\x19.tfstate.v1.StateMetadataR\bmetadata\"P\n" +
+	"\x16GetStateSummaryRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"\x84\x01\n" +
+	"\x17GetStateSummaryResponse\x125\n" +
+	"\bmetadata\x18\x01 \x01(\v2\x19.tfstate.v1.StateMetadataR\bmetadata\x122\n" +
+	"\asummary\x18\x02 \x01(\v2\x18.tfstate.v1.StateSummaryR\asummary\"K\n" +
+	"\x11GetOutputsRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"\xc7\x01\n" +
+	"\x12GetOutputsResponse\x125\n" +
+	"\bmetadata\x18\x01 \x01(\v2\x19.tfstate.v1.StateMetadataR\bmetadata\x12/\n" +
+	"\x06format\x18\x02 \x01(\x0e2\x17.tfstate.v1.StateFormatR\x06format\x121\n" +
+	"\aoutputs\x18\x03 \x03(\v2\x17.tfstate.v1.StateOutputR\aoutputs\x12\x16\n" +
+	"\x06serial\x18\x04 \x01(\x03R\x06serial\"u\n" +
+	"\x13DiffVersionsRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12!\n" +
+	"\ffrom_version\x18\x02 \x01(\x03R\vfromVersion\x12\x1d\n" +
+	"\n" +
+	"to_version\x18\x03 \x01(\x03R\ttoVersion\"\xfd\x01\n" +
+	"\x14DiffVersionsResponse\x12(\n" +
+	"\x04from\x18\x01 \x01(\v2\x14.tfstate.v1.DiffSideR\x04from\x12$\n" +
+	"\x02to\x18\x02 \x01(\v2\x14.tfstate.v1.DiffSideR\x02to\x128\n" +
+	"\tresources\x18\x03 \x03(\v2\x1a.tfstate.v1.ResourceChangeR\tresources\x122\n" +
+	"\aoutputs\x18\x04 \x03(\v2\x18.tfstate.v1.OutputChangeR\aoutputs\x12'\n" +
+	"\x0fpaths_truncated\x18\x05 \x01(\bR\x0epathsTruncated\"n\n" +
+	"\bDiffSide\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x16\n" +
+	"\x06serial\x18\x03 \x01(\x03R\x06serial\x12\x18\n" +
+	"\alineage\x18\x04 \x01(\tR\alineage\"\xa4\x01\n" +
+	"\x0eResourceChange\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12*\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x16.tfstate.v1.ChangeKindR\x04kind\x12#\n" +
+	"\rchanged_paths\x18\x03 \x03(\tR\fchangedPaths\x12'\n" +
+	"\x0fpaths_truncated\x18\x04 \x01(\bR\x0epathsTruncated\"\xa4\x01\n" +
+	"\fOutputChange\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x16.tfstate.v1.ChangeKindR\x04kind\x12+\n" +
+	"\x04from\x18\x03 \x01(\v2\x17.tfstate.v1.StateOutputR\x04from\x12'\n" +
+	"\x02to\x18\x04 \x01(\v2\x17.tfstate.v1.StateOutputR\x02to*W\n" +
 	"\tLockState\x12\x1a\n" +
 	"\x16LOCK_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LOCK_STATE_UNLOCKED\x10\x01\x12\x15\n" +
@@ -1875,7 +2592,13 @@ const file_tfstate_v1_state_service_proto_rawDesc = "" +
 	"\x18LOCK_EVENT_KIND_SNAPSHOT\x10\x01\x12%\n" +
 	"!LOCK_EVENT_KIND_SNAPSHOT_COMPLETE\x10\x02\x12\x1a\n" +
 	"\x16LOCK_EVENT_KIND_LOCKED\x10\x03\x12\x1c\n" +
-	"\x18LOCK_EVENT_KIND_UNLOCKED\x10\x042\xc8\a\n" +
+	"\x18LOCK_EVENT_KIND_UNLOCKED\x10\x04*r\n" +
+	"\n" +
+	"ChangeKind\x12\x1b\n" +
+	"\x17CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11CHANGE_KIND_ADDED\x10\x01\x12\x17\n" +
+	"\x13CHANGE_KIND_REMOVED\x10\x02\x12\x17\n" +
+	"\x13CHANGE_KIND_CHANGED\x10\x032\xd3\t\n" +
 	"\fStateService\x12J\n" +
 	"\bGetState\x12\x1b.tfstate.v1.GetStateRequest\x1a\x1c.tfstate.v1.GetStateResponse\"\x03\x90\x02\x01\x12E\n" +
 	"\bPutState\x12\x1b.tfstate.v1.PutStateRequest\x1a\x1c.tfstate.v1.PutStateResponse\x12S\n" +
@@ -1889,7 +2612,11 @@ const file_tfstate_v1_state_service_proto_rawDesc = "" +
 	"GetVersion\x12\x1d.tfstate.v1.GetVersionRequest\x1a\x1e.tfstate.v1.GetVersionResponse\"\x03\x90\x02\x01\x12W\n" +
 	"\x0eRestoreVersion\x12!.tfstate.v1.RestoreVersionRequest\x1a\".tfstate.v1.RestoreVersionResponse\x12[\n" +
 	"\rDownloadState\x12 .tfstate.v1.DownloadStateRequest\x1a!.tfstate.v1.DownloadStateResponse\"\x03\x90\x02\x010\x01\x12P\n" +
-	"\vUploadState\x12\x1e.tfstate.v1.UploadStateRequest\x1a\x1f.tfstate.v1.UploadStateResponse(\x01B\xb4\x01\n" +
+	"\vUploadState\x12\x1e.tfstate.v1.UploadStateRequest\x1a\x1f.tfstate.v1.UploadStateResponse(\x01\x12_\n" +
+	"\x0fGetStateSummary\x12\".tfstate.v1.GetStateSummaryRequest\x1a#.tfstate.v1.GetStateSummaryResponse\"\x03\x90\x02\x01\x12P\n" +
+	"\n" +
+	"GetOutputs\x12\x1d.tfstate.v1.GetOutputsRequest\x1a\x1e.tfstate.v1.GetOutputsResponse\"\x03\x90\x02\x01\x12V\n" +
+	"\fDiffVersions\x12\x1f.tfstate.v1.DiffVersionsRequest\x1a .tfstate.v1.DiffVersionsResponse\"\x03\x90\x02\x01B\xb4\x01\n" +
 	"\x0ecom.tfstate.v1B\x11StateServiceProtoP\x01ZFgithub.com/oci-tfstate/oci-tfstate/clients/go/gen/tfstate/v1;tfstatev1\xa2\x02\x03TXX\xaa\x02\n" +
 	"Tfstate.V1\xca\x02\n" +
 	"Tfstate\\V1\xe2\x02\x16Tfstate\\V1\\GPBMetadata\xea\x02\vTfstate::V1b\x06proto3"
@@ -1906,93 +2633,125 @@ func file_tfstate_v1_state_service_proto_rawDescGZIP() []byte {
 	return file_tfstate_v1_state_service_proto_rawDescData
 }
 
-var file_tfstate_v1_state_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tfstate_v1_state_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_tfstate_v1_state_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_tfstate_v1_state_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_tfstate_v1_state_service_proto_goTypes = []any{
-	(LockState)(0),                 // 0: tfstate.v1.LockState
-	(LockEventKind)(0),             // 1: tfstate.v1.LockEventKind
-	(*GetStateRequest)(nil),        // 2: tfstate.v1.GetStateRequest
-	(*GetStateResponse)(nil),       // 3: tfstate.v1.GetStateResponse
-	(*PutStateRequest)(nil),        // 4: tfstate.v1.PutStateRequest
-	(*PutStateResponse)(nil),       // 5: tfstate.v1.PutStateResponse
-	(*DeleteStateRequest)(nil),     // 6: tfstate.v1.DeleteStateRequest
-	(*DeleteStateResponse)(nil),    // 7: tfstate.v1.DeleteStateResponse
-	(*LockRequest)(nil),            // 8: tfstate.v1.LockRequest
-	(*LockResponse)(nil),           // 9: tfstate.v1.LockResponse
-	(*UnlockRequest)(nil),          // 10: tfstate.v1.UnlockRequest
-	(*UnlockResponse)(nil),         // 11: tfstate.v1.UnlockResponse
-	(*GetLockRequest)(nil),         // 12: tfstate.v1.GetLockRequest
-	(*GetLockResponse)(nil),        // 13: tfstate.v1.GetLockResponse
-	(*WatchLockRequest)(nil),       // 14: tfstate.v1.WatchLockRequest
-	(*WatchLockResponse)(nil),      // 15: tfstate.v1.WatchLockResponse
-	(*ListVersionsRequest)(nil),    // 16: tfstate.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),   // 17: tfstate.v1.ListVersionsResponse
-	(*GetVersionRequest)(nil),      // 18: tfstate.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),     // 19: tfstate.v1.GetVersionResponse
-	(*RestoreVersionRequest)(nil),  // 20: tfstate.v1.RestoreVersionRequest
-	(*RestoreVersionResponse)(nil), // 21: tfstate.v1.RestoreVersionResponse
-	(*DownloadStateRequest)(nil),   // 22: tfstate.v1.DownloadStateRequest
-	(*DownloadStateResponse)(nil),  // 23: tfstate.v1.DownloadStateResponse
-	(*ContentChecksum)(nil),        // 24: tfstate.v1.ContentChecksum
-	(*UploadStateRequest)(nil),     // 25: tfstate.v1.UploadStateRequest
-	(*UploadStateHeader)(nil),      // 26: tfstate.v1.UploadStateHeader
-	(*UploadStateResponse)(nil),    // 27: tfstate.v1.UploadStateResponse
-	(*StateMetadata)(nil),          // 28: tfstate.v1.StateMetadata
-	(*LockInfo)(nil),               // 29: tfstate.v1.LockInfo
-	(*durationpb.Duration)(nil),    // 30: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 31: google.protobuf.Timestamp
-	(*StateVersion)(nil),           // 32: tfstate.v1.StateVersion
+	(LockState)(0),                  // 0: tfstate.v1.LockState
+	(LockEventKind)(0),              // 1: tfstate.v1.LockEventKind
+	(ChangeKind)(0),                 // 2: tfstate.v1.ChangeKind
+	(*GetStateRequest)(nil),         // 3: tfstate.v1.GetStateRequest
+	(*GetStateResponse)(nil),        // 4: tfstate.v1.GetStateResponse
+	(*PutStateRequest)(nil),         // 5: tfstate.v1.PutStateRequest
+	(*PutStateResponse)(nil),        // 6: tfstate.v1.PutStateResponse
+	(*DeleteStateRequest)(nil),      // 7: tfstate.v1.DeleteStateRequest
+	(*DeleteStateResponse)(nil),     // 8: tfstate.v1.DeleteStateResponse
+	(*LockRequest)(nil),             // 9: tfstate.v1.LockRequest
+	(*LockResponse)(nil),            // 10: tfstate.v1.LockResponse
+	(*UnlockRequest)(nil),           // 11: tfstate.v1.UnlockRequest
+	(*UnlockResponse)(nil),          // 12: tfstate.v1.UnlockResponse
+	(*GetLockRequest)(nil),          // 13: tfstate.v1.GetLockRequest
+	(*GetLockResponse)(nil),         // 14: tfstate.v1.GetLockResponse
+	(*WatchLockRequest)(nil),        // 15: tfstate.v1.WatchLockRequest
+	(*WatchLockResponse)(nil),       // 16: tfstate.v1.WatchLockResponse
+	(*ListVersionsRequest)(nil),     // 17: tfstate.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),    // 18: tfstate.v1.ListVersionsResponse
+	(*GetVersionRequest)(nil),       // 19: tfstate.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),      // 20: tfstate.v1.GetVersionResponse
+	(*RestoreVersionRequest)(nil),   // 21: tfstate.v1.RestoreVersionRequest
+	(*RestoreVersionResponse)(nil),  // 22: tfstate.v1.RestoreVersionResponse
+	(*DownloadStateRequest)(nil),    // 23: tfstate.v1.DownloadStateRequest
+	(*DownloadStateResponse)(nil),   // 24: tfstate.v1.DownloadStateResponse
+	(*ContentChecksum)(nil),         // 25: tfstate.v1.ContentChecksum
+	(*UploadStateRequest)(nil),      // 26: tfstate.v1.UploadStateRequest
+	(*UploadStateHeader)(nil),       // 27: tfstate.v1.UploadStateHeader
+	(*UploadStateResponse)(nil),     // 28: tfstate.v1.UploadStateResponse
+	(*GetStateSummaryRequest)(nil),  // 29: tfstate.v1.GetStateSummaryRequest
+	(*GetStateSummaryResponse)(nil), // 30: tfstate.v1.GetStateSummaryResponse
+	(*GetOutputsRequest)(nil),       // 31: tfstate.v1.GetOutputsRequest
+	(*GetOutputsResponse)(nil),      // 32: tfstate.v1.GetOutputsResponse
+	(*DiffVersionsRequest)(nil),     // 33: tfstate.v1.DiffVersionsRequest
+	(*DiffVersionsResponse)(nil),    // 34: tfstate.v1.DiffVersionsResponse
+	(*DiffSide)(nil),                // 35: tfstate.v1.DiffSide
+	(*ResourceChange)(nil),          // 36: tfstate.v1.ResourceChange
+	(*OutputChange)(nil),            // 37: tfstate.v1.OutputChange
+	(*StateMetadata)(nil),           // 38: tfstate.v1.StateMetadata
+	(*LockInfo)(nil),                // 39: tfstate.v1.LockInfo
+	(*durationpb.Duration)(nil),     // 40: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 41: google.protobuf.Timestamp
+	(*StateVersion)(nil),            // 42: tfstate.v1.StateVersion
+	(*StateSummary)(nil),            // 43: tfstate.v1.StateSummary
+	(StateFormat)(0),                // 44: tfstate.v1.StateFormat
+	(*StateOutput)(nil),             // 45: tfstate.v1.StateOutput
 }
 var file_tfstate_v1_state_service_proto_depIdxs = []int32{
-	28, // 0: tfstate.v1.GetStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	28, // 1: tfstate.v1.PutStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	29, // 2: tfstate.v1.LockRequest.lock:type_name -> tfstate.v1.LockInfo
-	30, // 3: tfstate.v1.LockRequest.wait:type_name -> google.protobuf.Duration
-	29, // 4: tfstate.v1.LockResponse.lock:type_name -> tfstate.v1.LockInfo
-	31, // 5: tfstate.v1.LockResponse.expire_time:type_name -> google.protobuf.Timestamp
-	29, // 6: tfstate.v1.UnlockResponse.released_lock:type_name -> tfstate.v1.LockInfo
-	29, // 7: tfstate.v1.GetLockResponse.lock:type_name -> tfstate.v1.LockInfo
-	31, // 8: tfstate.v1.GetLockResponse.expire_time:type_name -> google.protobuf.Timestamp
+	38, // 0: tfstate.v1.GetStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	38, // 1: tfstate.v1.PutStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	39, // 2: tfstate.v1.LockRequest.lock:type_name -> tfstate.v1.LockInfo
+	40, // 3: tfstate.v1.LockRequest.wait:type_name -> google.protobuf.Duration
+	39, // 4: tfstate.v1.LockResponse.lock:type_name -> tfstate.v1.LockInfo
+	41, // 5: tfstate.v1.LockResponse.expire_time:type_name -> google.protobuf.Timestamp
+	39, // 6: tfstate.v1.UnlockResponse.released_lock:type_name -> tfstate.v1.LockInfo
+	39, // 7: tfstate.v1.GetLockResponse.lock:type_name -> tfstate.v1.LockInfo
+	41, // 8: tfstate.v1.GetLockResponse.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 9: tfstate.v1.GetLockResponse.state:type_name -> tfstate.v1.LockState
 	1,  // 10: tfstate.v1.WatchLockResponse.kind:type_name -> tfstate.v1.LockEventKind
-	29, // 11: tfstate.v1.WatchLockResponse.lock:type_name -> tfstate.v1.LockInfo
-	31, // 12: tfstate.v1.WatchLockResponse.observe_time:type_name -> google.protobuf.Timestamp
-	32, // 13: tfstate.v1.ListVersionsResponse.versions:type_name -> tfstate.v1.StateVersion
-	28, // 14: tfstate.v1.GetVersionResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	28, // 15: tfstate.v1.RestoreVersionResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	28, // 16: tfstate.v1.DownloadStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	24, // 17: tfstate.v1.DownloadStateResponse.checksum:type_name -> tfstate.v1.ContentChecksum
-	26, // 18: tfstate.v1.UploadStateRequest.header:type_name -> tfstate.v1.UploadStateHeader
-	28, // 19: tfstate.v1.UploadStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
-	2,  // 20: tfstate.v1.StateService.GetState:input_type -> tfstate.v1.GetStateRequest
-	4,  // 21: tfstate.v1.StateService.PutState:input_type -> tfstate.v1.PutStateRequest
-	6,  // 22: tfstate.v1.StateService.DeleteState:input_type -> tfstate.v1.DeleteStateRequest
-	8,  // 23: tfstate.v1.StateService.Lock:input_type -> tfstate.v1.LockRequest
-	10, // 24: tfstate.v1.StateService.Unlock:input_type -> tfstate.v1.UnlockRequest
-	12, // 25: tfstate.v1.StateService.GetLock:input_type -> tfstate.v1.GetLockRequest
-	14, // 26: tfstate.v1.StateService.WatchLock:input_type -> tfstate.v1.WatchLockRequest
-	16, // 27: tfstate.v1.StateService.ListVersions:input_type -> tfstate.v1.ListVersionsRequest
-	18, // 28: tfstate.v1.StateService.GetVersion:input_type -> tfstate.v1.GetVersionRequest
-	20, // 29: tfstate.v1.StateService.RestoreVersion:input_type -> tfstate.v1.RestoreVersionRequest
-	22, // 30: tfstate.v1.StateService.DownloadState:input_type -> tfstate.v1.DownloadStateRequest
-	25, // 31: tfstate.v1.StateService.UploadState:input_type -> tfstate.v1.UploadStateRequest
-	3,  // 32: tfstate.v1.StateService.GetState:output_type -> tfstate.v1.GetStateResponse
-	5,  // 33: tfstate.v1.StateService.PutState:output_type -> tfstate.v1.PutStateResponse
-	7,  // 34: tfstate.v1.StateService.DeleteState:output_type -> tfstate.v1.DeleteStateResponse
-	9,  // 35: tfstate.v1.StateService.Lock:output_type -> tfstate.v1.LockResponse
-	11, // 36: tfstate.v1.StateService.Unlock:output_type -> tfstate.v1.UnlockResponse
-	13, // 37: tfstate.v1.StateService.GetLock:output_type -> tfstate.v1.GetLockResponse
-	15, // 38: tfstate.v1.StateService.WatchLock:output_type -> tfstate.v1.WatchLockResponse
-	17, // 39: tfstate.v1.StateService.ListVersions:output_type -> tfstate.v1.ListVersionsResponse
-	19, // 40: tfstate.v1.StateService.GetVersion:output_type -> tfstate.v1.GetVersionResponse
-	21, // 41: tfstate.v1.StateService.RestoreVersion:output_type -> tfstate.v1.RestoreVersionResponse
-	23, // 42: tfstate.v1.StateService.DownloadState:output_type -> tfstate.v1.DownloadStateResponse
-	27, // 43: tfstate.v1.StateService.UploadState:output_type -> tfstate.v1.UploadStateResponse
-	32, // [32:44] is the sub-list for method output_type
-	20, // [20:32] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	39, // 11: tfstate.v1.WatchLockResponse.lock:type_name -> tfstate.v1.LockInfo
+	41, // 12: tfstate.v1.WatchLockResponse.observe_time:type_name -> google.protobuf.Timestamp
+	42, // 13: tfstate.v1.ListVersionsResponse.versions:type_name -> tfstate.v1.StateVersion
+	38, // 14: tfstate.v1.GetVersionResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	38, // 15: tfstate.v1.RestoreVersionResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	38, // 16: tfstate.v1.DownloadStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	25, // 17: tfstate.v1.DownloadStateResponse.checksum:type_name -> tfstate.v1.ContentChecksum
+	27, // 18: tfstate.v1.UploadStateRequest.header:type_name -> tfstate.v1.UploadStateHeader
+	38, // 19: tfstate.v1.UploadStateResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	38, // 20: tfstate.v1.GetStateSummaryResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	43, // 21: tfstate.v1.GetStateSummaryResponse.summary:type_name -> tfstate.v1.StateSummary
+	38, // 22: tfstate.v1.GetOutputsResponse.metadata:type_name -> tfstate.v1.StateMetadata
+	44, // 23: tfstate.v1.GetOutputsResponse.format:type_name -> tfstate.v1.StateFormat
+	45, // 24: tfstate.v1.GetOutputsResponse.outputs:type_name -> tfstate.v1.StateOutput
+	35, // 25: tfstate.v1.DiffVersionsResponse.from:type_name -> tfstate.v1.DiffSide
+	35, // 26: tfstate.v1.DiffVersionsResponse.to:type_name -> tfstate.v1.DiffSide
+	36, // 27: tfstate.v1.DiffVersionsResponse.resources:type_name -> tfstate.v1.ResourceChange
+	37, // 28: tfstate.v1.DiffVersionsResponse.outputs:type_name -> tfstate.v1.OutputChange
+	2,  // 29: tfstate.v1.ResourceChange.kind:type_name -> tfstate.v1.ChangeKind
+	2,  // 30: tfstate.v1.OutputChange.kind:type_name -> tfstate.v1.ChangeKind
+	45, // 31: tfstate.v1.OutputChange.from:type_name -> tfstate.v1.StateOutput
+	45, // 32: tfstate.v1.OutputChange.to:type_name -> tfstate.v1.StateOutput
+	3,  // 33: tfstate.v1.StateService.GetState:input_type -> tfstate.v1.GetStateRequest
+	5,  // 34: tfstate.v1.StateService.PutState:input_type -> tfstate.v1.PutStateRequest
+	7,  // 35: tfstate.v1.StateService.DeleteState:input_type -> tfstate.v1.DeleteStateRequest
+	9,  // 36: tfstate.v1.StateService.Lock:input_type -> tfstate.v1.LockRequest
+	11, // 37: tfstate.v1.StateService.Unlock:input_type -> tfstate.v1.UnlockRequest
+	13, // 38: tfstate.v1.StateService.GetLock:input_type -> tfstate.v1.GetLockRequest
+	15, // 39: tfstate.v1.StateService.WatchLock:input_type -> tfstate.v1.WatchLockRequest
+	17, // 40: tfstate.v1.StateService.ListVersions:input_type -> tfstate.v1.ListVersionsRequest
+	19, // 41: tfstate.v1.StateService.GetVersion:input_type -> tfstate.v1.GetVersionRequest
+	21, // 42: tfstate.v1.StateService.RestoreVersion:input_type -> tfstate.v1.RestoreVersionRequest
+	23, // 43: tfstate.v1.StateService.DownloadState:input_type -> tfstate.v1.DownloadStateRequest
+	26, // 44: tfstate.v1.StateService.UploadState:input_type -> tfstate.v1.UploadStateRequest
+	29, // 45: tfstate.v1.StateService.GetStateSummary:input_type -> tfstate.v1.GetStateSummaryRequest
+	31, // 46: tfstate.v1.StateService.GetOutputs:input_type -> tfstate.v1.GetOutputsRequest
+	33, // 47: tfstate.v1.StateService.DiffVersions:input_type -> tfstate.v1.DiffVersionsRequest
+	4,  // 48: tfstate.v1.StateService.GetState:output_type -> tfstate.v1.GetStateResponse
+	6,  // 49: tfstate.v1.StateService.PutState:output_type -> tfstate.v1.PutStateResponse
+	8,  // 50: tfstate.v1.StateService.DeleteState:output_type -> tfstate.v1.DeleteStateResponse
+	10, // 51: tfstate.v1.StateService.Lock:output_type -> tfstate.v1.LockResponse
+	12, // 52: tfstate.v1.StateService.Unlock:output_type -> tfstate.v1.UnlockResponse
+	14, // 53: tfstate.v1.StateService.GetLock:output_type -> tfstate.v1.GetLockResponse
+	16, // 54: tfstate.v1.StateService.WatchLock:output_type -> tfstate.v1.WatchLockResponse
+	18, // 55: tfstate.v1.StateService.ListVersions:output_type -> tfstate.v1.ListVersionsResponse
+	20, // 56: tfstate.v1.StateService.GetVersion:output_type -> tfstate.v1.GetVersionResponse
+	22, // 57: tfstate.v1.StateService.RestoreVersion:output_type -> tfstate.v1.RestoreVersionResponse
+	24, // 58: tfstate.v1.StateService.DownloadState:output_type -> tfstate.v1.DownloadStateResponse
+	28, // 59: tfstate.v1.StateService.UploadState:output_type -> tfstate.v1.UploadStateResponse
+	30, // 60: tfstate.v1.StateService.GetStateSummary:output_type -> tfstate.v1.GetStateSummaryResponse
+	32, // 61: tfstate.v1.StateService.GetOutputs:output_type -> tfstate.v1.GetOutputsResponse
+	34, // 62: tfstate.v1.StateService.DiffVersions:output_type -> tfstate.v1.DiffVersionsResponse
+	48, // [48:63] is the sub-list for method output_type
+	33, // [33:48] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_tfstate_v1_state_service_proto_init() }
@@ -2002,6 +2761,7 @@ func file_tfstate_v1_state_service_proto_init() {
 	}
 	file_tfstate_v1_lock_proto_init()
 	file_tfstate_v1_state_proto_init()
+	file_tfstate_v1_summary_proto_init()
 	file_tfstate_v1_state_service_proto_msgTypes[21].OneofWrappers = []any{
 		(*DownloadStateResponse_Metadata)(nil),
 		(*DownloadStateResponse_Chunk)(nil),
@@ -2017,8 +2777,8 @@ func file_tfstate_v1_state_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tfstate_v1_state_service_proto_rawDesc), len(file_tfstate_v1_state_service_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   26,
+			NumEnums:      3,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

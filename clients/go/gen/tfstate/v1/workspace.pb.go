@@ -103,7 +103,14 @@ type Workspace struct {
 	// is no state.
 	Version int64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
 	// The lock holder; unset when the workspace is not locked.
-	Lock          *LockInfo `protobuf:"bytes,7,opt,name=lock,proto3" json:"lock,omitempty"`
+	Lock *LockInfo `protobuf:"bytes,7,opt,name=lock,proto3" json:"lock,omitempty"`
+	// The current state's key figures (format, serial, lineage, tool version,
+	// resource counts, output count), without `outputs` and `resources`
+	// (GetStateSummary and GetOutputs return those). Unset without a state.
+	// Summaries are cached per state digest; ListWorkspaces computes missing
+	// ones only for states of at most 8 MiB stored and leaves larger ones
+	// unset until a GetWorkspace or GetStateSummary has computed them.
+	Summary       *StateSummary `protobuf:"bytes,8,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -187,12 +194,19 @@ func (x *Workspace) GetLock() *LockInfo {
 	return nil
 }
 
+func (x *Workspace) GetSummary() *StateSummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
 var File_tfstate_v1_workspace_proto protoreflect.FileDescriptor
 
 const file_tfstate_v1_workspace_proto_rawDesc = "" +
 	"\n" +
 	"\x1atfstate/v1/workspace.proto\x12\n" +
-	"tfstate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\"\x81\x02\n" +
+	"tfstate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\x1a\x18tfstate/v1/summary.proto\"\xb5\x02\n" +
 	"\tWorkspace\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\thas_state\x18\x02 \x01(\bR\bhasState\x12\x16\n" +
@@ -201,7 +215,8 @@ const file_tfstate_v1_workspace_proto_rawDesc = "" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x03R\aversion\x12(\n" +
-	"\x04lock\x18\a \x01(\v2\x14.tfstate.v1.LockInfoR\x04lock*b\n" +
+	"\x04lock\x18\a \x01(\v2\x14.tfstate.v1.LockInfoR\x04lock\x122\n" +
+	"\asummary\x18\b \x01(\v2\x18.tfstate.v1.StateSummaryR\asummary*b\n" +
 	"\rWorkspaceView\x12\x1e\n" +
 	"\x1aWORKSPACE_VIEW_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14WORKSPACE_VIEW_BASIC\x10\x01\x12\x17\n" +
@@ -229,15 +244,17 @@ var file_tfstate_v1_workspace_proto_goTypes = []any{
 	(*Workspace)(nil),             // 1: tfstate.v1.Workspace
 	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
 	(*LockInfo)(nil),              // 3: tfstate.v1.LockInfo
+	(*StateSummary)(nil),          // 4: tfstate.v1.StateSummary
 }
 var file_tfstate_v1_workspace_proto_depIdxs = []int32{
 	2, // 0: tfstate.v1.Workspace.update_time:type_name -> google.protobuf.Timestamp
 	3, // 1: tfstate.v1.Workspace.lock:type_name -> tfstate.v1.LockInfo
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 2: tfstate.v1.Workspace.summary:type_name -> tfstate.v1.StateSummary
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_tfstate_v1_workspace_proto_init() }
@@ -246,6 +263,7 @@ func file_tfstate_v1_workspace_proto_init() {
 		return
 	}
 	file_tfstate_v1_lock_proto_init()
+	file_tfstate_v1_summary_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

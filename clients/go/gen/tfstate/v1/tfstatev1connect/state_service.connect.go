@@ -62,6 +62,14 @@ const (
 	// StateServiceUploadStateProcedure is the fully-qualified name of the StateService's UploadState
 	// RPC.
 	StateServiceUploadStateProcedure = "/tfstate.v1.StateService/UploadState"
+	// StateServiceGetStateSummaryProcedure is the fully-qualified name of the StateService's
+	// GetStateSummary RPC.
+	StateServiceGetStateSummaryProcedure = "/tfstate.v1.StateService/GetStateSummary"
+	// StateServiceGetOutputsProcedure is the fully-qualified name of the StateService's GetOutputs RPC.
+	StateServiceGetOutputsProcedure = "/tfstate.v1.StateService/GetOutputs"
+	// StateServiceDiffVersionsProcedure is the fully-qualified name of the StateService's DiffVersions
+	// RPC.
+	StateServiceDiffVersionsProcedure = "/tfstate.v1.StateService/DiffVersions"
 )
 
 // StateServiceClient is a client for the tfstate.v1.StateService service.
@@ -178,6 +186,35 @@ type StateServiceClient interface {
 	// server's maximum state size (checked against the header's size up
 	// front when given, and while receiving); ABORTED as for PutState.
 	UploadState(context.Context) *connect.ClientStreamForClient[v1.UploadStateRequest, v1.UploadStateResponse]
+	// Returns what the server reads out of the current state, or one version:
+	// serial, lineage, tool version, resource counts by type and module, the
+	// resources, and the outputs with sensitive values masked. Computed once
+	// per state digest and cached. A state that is not Terraform JSON
+	// (OpenTofu-encrypted, or any other payload) gets a summary whose
+	// `format` says so. Needs the `read-outputs` permission (`read` implies
+	// it).
+	//
+	// Errors: NOT_FOUND when the workspace has no state, or the version does
+	// not exist.
+	GetStateSummary(context.Context, *connect.Request[v1.GetStateSummaryRequest]) (*connect.Response[v1.GetStateSummaryResponse], error)
+	// Returns the root module outputs of the current state, or one version,
+	// without the rest of the state. Sensitive outputs are listed with their
+	// value masked, always. Needs the `read-outputs` permission, so a
+	// dashboard or a pipeline can read outputs without being able to read the
+	// state's secrets.
+	//
+	// Errors: NOT_FOUND as for GetStateSummary.
+	GetOutputs(context.Context, *connect.Request[v1.GetOutputsRequest]) (*connect.Response[v1.GetOutputsResponse], error)
+	// Compares two versions of a workspace's state, or a version and the
+	// current state: resources added, removed and changed (by instance
+	// address, with the paths of the changed attributes, never their values),
+	// outputs added, removed and changed (sensitive values masked), and the
+	// serial and lineage of each side. Computed on the server.
+	//
+	// Errors: NOT_FOUND when a version (or the current state) does not exist;
+	// FAILED_PRECONDITION when either side is not Terraform JSON (encrypted or
+	// opaque): its contents cannot be compared, the message names the side.
+	DiffVersions(context.Context, *connect.Request[v1.DiffVersionsRequest]) (*connect.Response[v1.DiffVersionsResponse], error)
 }
 
 // NewStateServiceClient constructs a client for the tfstate.v1.StateService service. By default, it
@@ -272,23 +309,47 @@ func NewStateServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(stateServiceMethods.ByName("UploadState")),
 			connect.WithClientOptions(opts...),
 		),
+		getStateSummary: connect.NewClient[v1.GetStateSummaryRequest, v1.GetStateSummaryResponse](
+			httpClient,
+			baseURL+StateServiceGetStateSummaryProcedure,
+			connect.WithSchema(stateServiceMethods.ByName("GetStateSummary")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getOutputs: connect.NewClient[v1.GetOutputsRequest, v1.GetOutputsResponse](
+			httpClient,
+			baseURL+StateServiceGetOutputsProcedure,
+			connect.WithSchema(stateServiceMethods.ByName("GetOutputs")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		diffVersions: connect.NewClient[v1.DiffVersionsRequest, v1.DiffVersionsResponse](
+			httpClient,
+			baseURL+StateServiceDiffVersionsProcedure,
+			connect.WithSchema(stateServiceMethods.ByName("DiffVersions")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // stateServiceClient implements StateServiceClient.
 type stateServiceClient struct {
-	getState       *connect.Client[v1.GetStateRequest, v1.GetStateResponse]
-	putState       *connect.Client[v1.PutStateRequest, v1.PutStateResponse]
-	deleteState    *connect.Client[v1.DeleteStateRequest, v1.DeleteStateResponse]
-	lock           *connect.Client[v1.LockRequest, v1.LockResponse]
-	unlock         *connect.Client[v1.UnlockRequest, v1.UnlockResponse]
-	getLock        *connect.Client[v1.GetLockRequest, v1.GetLockResponse]
-	watchLock      *connect.Client[v1.WatchLockRequest, v1.WatchLockResponse]
-	listVersions   *connect.Client[v1.ListVersionsRequest, v1.ListVersionsResponse]
-	getVersion     *connect.Client[v1.GetVersionRequest, v1.GetVersionResponse]
-	restoreVersion *connect.Client[v1.RestoreVersionRequest, v1.RestoreVersionResponse]
-	downloadState  *connect.Client[v1.DownloadStateRequest, v1.DownloadStateResponse]
-	uploadState    *connect.Client[v1.UploadStateRequest, v1.UploadStateResponse]
+	getState        *connect.Client[v1.GetStateRequest, v1.GetStateResponse]
+	putState        *connect.Client[v1.PutStateRequest, v1.PutStateResponse]
+	deleteState     *connect.Client[v1.DeleteStateRequest, v1.DeleteStateResponse]
+	lock            *connect.Client[v1.LockRequest, v1.LockResponse]
+	unlock          *connect.Client[v1.UnlockRequest, v1.UnlockResponse]
+	getLock         *connect.Client[v1.GetLockRequest, v1.GetLockResponse]
+	watchLock       *connect.Client[v1.WatchLockRequest, v1.WatchLockResponse]
+	listVersions    *connect.Client[v1.ListVersionsRequest, v1.ListVersionsResponse]
+	getVersion      *connect.Client[v1.GetVersionRequest, v1.GetVersionResponse]
+	restoreVersion  *connect.Client[v1.RestoreVersionRequest, v1.RestoreVersionResponse]
+	downloadState   *connect.Client[v1.DownloadStateRequest, v1.DownloadStateResponse]
+	uploadState     *connect.Client[v1.UploadStateRequest, v1.UploadStateResponse]
+	getStateSummary *connect.Client[v1.GetStateSummaryRequest, v1.GetStateSummaryResponse]
+	getOutputs      *connect.Client[v1.GetOutputsRequest, v1.GetOutputsResponse]
+	diffVersions    *connect.Client[v1.DiffVersionsRequest, v1.DiffVersionsResponse]
 }
 
 // GetState calls tfstate.v1.StateService.GetState.
@@ -349,6 +410,21 @@ func (c *stateServiceClient) DownloadState(ctx context.Context, req *connect.Req
 // UploadState calls tfstate.v1.StateService.UploadState.
 func (c *stateServiceClient) UploadState(ctx context.Context) *connect.ClientStreamForClient[v1.UploadStateRequest, v1.UploadStateResponse] {
 	return c.uploadState.CallClientStream(ctx)
+}
+
+// GetStateSummary calls tfstate.v1.StateService.GetStateSummary.
+func (c *stateServiceClient) GetStateSummary(ctx context.Context, req *connect.Request[v1.GetStateSummaryRequest]) (*connect.Response[v1.GetStateSummaryResponse], error) {
+	return c.getStateSummary.CallUnary(ctx, req)
+}
+
+// GetOutputs calls tfstate.v1.StateService.GetOutputs.
+func (c *stateServiceClient) GetOutputs(ctx context.Context, req *connect.Request[v1.GetOutputsRequest]) (*connect.Response[v1.GetOutputsResponse], error) {
+	return c.getOutputs.CallUnary(ctx, req)
+}
+
+// DiffVersions calls tfstate.v1.StateService.DiffVersions.
+func (c *stateServiceClient) DiffVersions(ctx context.Context, req *connect.Request[v1.DiffVersionsRequest]) (*connect.Response[v1.DiffVersionsResponse], error) {
+	return c.diffVersions.CallUnary(ctx, req)
 }
 
 // StateServiceHandler is an implementation of the tfstate.v1.StateService service.
@@ -465,6 +541,35 @@ type StateServiceHandler interface {
 	// server's maximum state size (checked against the header's size up
 	// front when given, and while receiving); ABORTED as for PutState.
 	UploadState(context.Context, *connect.ClientStream[v1.UploadStateRequest]) (*connect.Response[v1.UploadStateResponse], error)
+	// Returns what the server reads out of the current state, or one version:
+	// serial, lineage, tool version, resource counts by type and module, the
+	// resources, and the outputs with sensitive values masked. Computed once
+	// per state digest and cached. A state that is not Terraform JSON
+	// (OpenTofu-encrypted, or any other payload) gets a summary whose
+	// `format` says so. Needs the `read-outputs` permission (`read` implies
+	// it).
+	//
+	// Errors: NOT_FOUND when the workspace has no state, or the version does
+	// not exist.
+	GetStateSummary(context.Context, *connect.Request[v1.GetStateSummaryRequest]) (*connect.Response[v1.GetStateSummaryResponse], error)
+	// Returns the root module outputs of the current state, or one version,
+	// without the rest of the state. Sensitive outputs are listed with their
+	// value masked, always. Needs the `read-outputs` permission, so a
+	// dashboard or a pipeline can read outputs without being able to read the
+	// state's secrets.
+	//
+	// Errors: NOT_FOUND as for GetStateSummary.
+	GetOutputs(context.Context, *connect.Request[v1.GetOutputsRequest]) (*connect.Response[v1.GetOutputsResponse], error)
+	// Compares two versions of a workspace's state, or a version and the
+	// current state: resources added, removed and changed (by instance
+	// address, with the paths of the changed attributes, never their values),
+	// outputs added, removed and changed (sensitive values masked), and the
+	// serial and lineage of each side. Computed on the server.
+	//
+	// Errors: NOT_FOUND when a version (or the current state) does not exist;
+	// FAILED_PRECONDITION when either side is not Terraform JSON (encrypted or
+	// opaque): its contents cannot be compared, the message names the side.
+	DiffVersions(context.Context, *connect.Request[v1.DiffVersionsRequest]) (*connect.Response[v1.DiffVersionsResponse], error)
 }
 
 // NewStateServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -555,6 +660,27 @@ func NewStateServiceHandler(svc StateServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(stateServiceMethods.ByName("UploadState")),
 		connect.WithHandlerOptions(opts...),
 	)
+	stateServiceGetStateSummaryHandler := connect.NewUnaryHandler(
+		StateServiceGetStateSummaryProcedure,
+		svc.GetStateSummary,
+		connect.WithSchema(stateServiceMethods.ByName("GetStateSummary")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	stateServiceGetOutputsHandler := connect.NewUnaryHandler(
+		StateServiceGetOutputsProcedure,
+		svc.GetOutputs,
+		connect.WithSchema(stateServiceMethods.ByName("GetOutputs")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	stateServiceDiffVersionsHandler := connect.NewUnaryHandler(
+		StateServiceDiffVersionsProcedure,
+		svc.DiffVersions,
+		connect.WithSchema(stateServiceMethods.ByName("DiffVersions")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tfstate.v1.StateService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case StateServiceGetStateProcedure:
@@ -581,6 +707,12 @@ func NewStateServiceHandler(svc StateServiceHandler, opts ...connect.HandlerOpti
 			stateServiceDownloadStateHandler.ServeHTTP(w, r)
 		case StateServiceUploadStateProcedure:
 			stateServiceUploadStateHandler.ServeHTTP(w, r)
+		case StateServiceGetStateSummaryProcedure:
+			stateServiceGetStateSummaryHandler.ServeHTTP(w, r)
+		case StateServiceGetOutputsProcedure:
+			stateServiceGetOutputsHandler.ServeHTTP(w, r)
+		case StateServiceDiffVersionsProcedure:
+			stateServiceDiffVersionsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -636,4 +768,16 @@ func (UnimplementedStateServiceHandler) DownloadState(context.Context, *connect.
 
 func (UnimplementedStateServiceHandler) UploadState(context.Context, *connect.ClientStream[v1.UploadStateRequest]) (*connect.Response[v1.UploadStateResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tfstate.v1.StateService.UploadState is not implemented"))
+}
+
+func (UnimplementedStateServiceHandler) GetStateSummary(context.Context, *connect.Request[v1.GetStateSummaryRequest]) (*connect.Response[v1.GetStateSummaryResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tfstate.v1.StateService.GetStateSummary is not implemented"))
+}
+
+func (UnimplementedStateServiceHandler) GetOutputs(context.Context, *connect.Request[v1.GetOutputsRequest]) (*connect.Response[v1.GetOutputsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tfstate.v1.StateService.GetOutputs is not implemented"))
+}
+
+func (UnimplementedStateServiceHandler) DiffVersions(context.Context, *connect.Request[v1.DiffVersionsRequest]) (*connect.Response[v1.DiffVersionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tfstate.v1.StateService.DiffVersions is not implemented"))
 }

@@ -10,13 +10,15 @@ import type { LockInfo } from "./lock_pb.js";
 import { file_tfstate_v1_lock } from "./lock_pb.js";
 import type { StateMetadata, StateVersion } from "./state_pb.js";
 import { file_tfstate_v1_state } from "./state_pb.js";
+import type { StateFormat, StateOutput, StateSummary } from "./summary_pb.js";
+import { file_tfstate_v1_summary } from "./summary_pb.js";
 import type { Message, UnknownEnum } from "@bufbuild/protobuf";
 
 /**
  * Describes the file tfstate/v1/state_service.proto.
  */
 export const file_tfstate_v1_state_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50ZnN0YXRlL3YxL3N0YXRlX3NlcnZpY2UucHJvdG8SCnRmc3RhdGUudjEiOwoPR2V0U3RhdGVSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCRIVCg1pZl9ub25lX21hdGNoGAIgASgJImQKEEdldFN0YXRlUmVzcG9uc2USKwoIbWV0YWRhdGEYASABKAsyGS50ZnN0YXRlLnYxLlN0YXRlTWV0YWRhdGESDQoFc3RhdGUYAiABKAwSFAoMbm90X21vZGlmaWVkGAMgASgIIlEKD1B1dFN0YXRlUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSDQoFc3RhdGUYAiABKAwSDwoHbG9ja19pZBgDIAEoCRILCgNtZDUYBCABKAwiPwoQUHV0U3RhdGVSZXNwb25zZRIrCghtZXRhZGF0YRgBIAEoCzIZLnRmc3RhdGUudjEuU3RhdGVNZXRhZGF0YSI4ChJEZWxldGVTdGF0ZVJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEg8KB2xvY2tfaWQYAiABKAkiFQoTRGVsZXRlU3RhdGVSZXNwb25zZSJtCgtMb2NrUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSIgoEbG9jaxgCIAEoCzIULnRmc3RhdGUudjEuTG9ja0luZm8SJwoEd2FpdBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ3CgxMb2NrUmVzcG9uc2USIgoEbG9jaxgBIAEoCzIULnRmc3RhdGUudjEuTG9ja0luZm8SEgoKZ2VuZXJhdGlvbhgCIAEoAxIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQgoNVW5sb2NrUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSDwoHbG9ja19pZBgCIAEoCRINCgVmb3JjZRgDIAEoCCI9Cg5VbmxvY2tSZXNwb25zZRIrCg1yZWxlYXNlZF9sb2NrGAEgASgLMhQudGZzdGF0ZS52MS5Mb2NrSW5mbyIjCg5HZXRMb2NrUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkioAEKD0dldExvY2tSZXNwb25zZRIiCgRsb2NrGAEgASgLMhQudGZzdGF0ZS52MS5Mb2NrSW5mbxISCgpnZW5lcmF0aW9uGAIgASgDEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCgVzdGF0ZRgEIAEoDjIVLnRmc3RhdGUudjEuTG9ja1N0YXRlIiUKEFdhdGNoTG9ja1JlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJIrkBChFXYXRjaExvY2tSZXNwb25zZRIRCgl3b3Jrc3BhY2UYASABKAkSJwoEa2luZBgCIAEoDjIZLnRmc3RhdGUudjEuTG9ja0V2ZW50S2luZBIiCgRsb2NrGAMgASgLMhQudGZzdGF0ZS52MS5Mb2NrSW5mbxISCgpnZW5lcmF0aW9uGAQgASgDEjAKDG9ic2VydmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoTTGlzdFZlcnNpb25zUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiWwoUTGlzdFZlcnNpb25zUmVzcG9uc2USKgoIdmVyc2lvbnMYASADKAsyGC50ZnN0YXRlLnYxLlN0YXRlVmVyc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNwoRR2V0VmVyc2lvblJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEg8KB3ZlcnNpb24YAiABKAMiUAoSR2V0VmVyc2lvblJlc3BvbnNlEisKCG1ldGFkYXRhGAEgASgLMhkudGZzdGF0ZS52MS5TdGF0ZU1ldGFkYXRhEg0KBXN0YXRlGAIgASgMIkwKFVJlc3RvcmVWZXJzaW9uUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIPCgdsb2NrX2lkGAMgASgJIkUKFlJlc3RvcmVWZXJzaW9uUmVzcG9uc2USKwoIbWV0YWRhdGEYASABKAsyGS50ZnN0YXRlLnYxLlN0YXRlTWV0YWRhdGEiOgoURG93bmxvYWRTdGF0ZVJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEg8KB3ZlcnNpb24YAiABKAMikwEKFURvd25sb2FkU3RhdGVSZXNwb25zZRItCghtZXRhZGF0YRgBIAEoCzIZLnRmc3RhdGUudjEuU3RhdGVNZXRhZGF0YUgAEg8KBWNodW5rGAIgASgMSAASLwoIY2hlY2tzdW0YAyABKAsyGy50ZnN0YXRlLnYxLkNvbnRlbnRDaGVja3N1bUgAQgkKB3BheWxvYWQiMgoPQ29udGVudENoZWNrc3VtEhIKCnNpemVfYnl0ZXMYASABKAMSCwoDbWQ1GAIgASgMImEKElVwbG9hZFN0YXRlUmVxdWVzdBIvCgZoZWFkZXIYASABKAsyHS50ZnN0YXRlLnYxLlVwbG9hZFN0YXRlSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdwYXlsb2FkImwKEVVwbG9hZFN0YXRlSGVhZGVyEhEKCXdvcmtzcGFjZRgBIAEoCRIPCgdsb2NrX2lkGAIgASgJEhcKCnNpemVfYnl0ZXMYAyABKANIAIgBARILCgNtZDUYBCABKAxCDQoLX3NpemVfYnl0ZXMiQgoTVXBsb2FkU3RhdGVSZXNwb25zZRIrCghtZXRhZGF0YRgBIAEoCzIZLnRmc3RhdGUudjEuU3RhdGVNZXRhZGF0YSpXCglMb2NrU3RhdGUSGgoWTE9DS19TVEFURV9VTlNQRUNJRklFRBAAEhcKE0xPQ0tfU1RBVEVfVU5MT0NLRUQQARIVChFMT0NLX1NUQVRFX0xPQ0tFRBACKq8BCg1Mb2NrRXZlbnRLaW5kEh8KG0xPQ0tfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEhwKGExPQ0tfRVZFTlRfS0lORF9TTkFQU0hPVBABEiUKIUxPQ0tfRVZFTlRfS0lORF9TTkFQU0hPVF9DT01QTEVURRACEhoKFkxPQ0tfRVZFTlRfS0lORF9MT0NLRUQQAxIcChhMT0NLX0VWRU5UX0tJTkRfVU5MT0NLRUQQBDLIBwoMU3RhdGVTZXJ2aWNlEkoKCEdldFN0YXRlEhsudGZzdGF0ZS52MS5HZXRTdGF0ZVJlcXVlc3QaHC50ZnN0YXRlLnYxLkdldFN0YXRlUmVzcG9uc2UiA5ACARJFCghQdXRTdGF0ZRIbLnRmc3RhdGUudjEuUHV0U3RhdGVSZXF1ZXN0GhwudGZzdGF0ZS52MS5QdXRTdGF0ZVJlc3BvbnNlElMKC0RlbGV0ZVN0YXRlEh4udGZzdGF0ZS52MS5EZWxldGVTdGF0ZVJlcXVlc3QaHy50ZnN0YXRlLnYxLkRlbGV0ZVN0YXRlUmVzcG9uc2UiA5ACAhI+CgRMb2NrEhcudGZzdGF0ZS52MS5Mb2NrUmVxdWVzdBoYLnRmc3RhdGUudjEuTG9ja1Jlc3BvbnNlIgOQAgISRAoGVW5sb2NrEhkudGZzdGF0ZS52MS5VbmxvY2tSZXF1ZXN0GhoudGZzdGF0ZS52MS5VbmxvY2tSZXNwb25zZSIDkAICEkcKB0dldExvY2sSGi50ZnN0YXRlLnYxLkdldExvY2tSZXF1ZXN0GhsudGZzdGF0ZS52MS5HZXRMb2NrUmVzcG9uc2UiA5ACARJPCglXYXRjaExvY2sSHC50ZnN0YXRlLnYxLldhdGNoTG9ja1JlcXVlc3QaHS50ZnN0YXRlLnYxLldhdGNoTG9ja1Jlc3BvbnNlIgOQAgEwARJWCgxMaXN0VmVyc2lvbnMSHy50ZnN0YXRlLnYxLkxpc3RWZXJzaW9uc1JlcXVlc3QaIC50ZnN0YXRlLnYxLkxpc3RWZXJzaW9uc1Jlc3BvbnNlIgOQAgESUAoKR2V0VmVyc2lvbhIdLnRmc3RhdGUudjEuR2V0VmVyc2lvblJlcXVlc3QaHi50ZnN0YXRlLnYxLkdldFZlcnNpb25SZXNwb25zZSIDkAIBElcKDlJlc3RvcmVWZXJzaW9uEiEudGZzdGF0ZS52MS5SZXN0b3JlVmVyc2lvblJlcXVlc3QaIi50ZnN0YXRlLnYxLlJlc3RvcmVWZXJzaW9uUmVzcG9uc2USWwoNRG93bmxvYWRTdGF0ZRIgLnRmc3RhdGUudjEuRG93bmxvYWRTdGF0ZVJlcXVlc3QaIS50ZnN0YXRlLnYxLkRvd25sb2FkU3RhdGVSZXNwb25zZSIDkAIBMAESUAoLVXBsb2FkU3RhdGUSHi50ZnN0YXRlLnYxLlVwbG9hZFN0YXRlUmVxdWVzdBofLnRmc3RhdGUudjEuVXBsb2FkU3RhdGVSZXNwb25zZSgBYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_tfstate_v1_lock, file_tfstate_v1_state]);
+  fileDesc("Ch50ZnN0YXRlL3YxL3N0YXRlX3NlcnZpY2UucHJvdG8SCnRmc3RhdGUudjEiOwoPR2V0U3RhdGVSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCRIVCg1pZl9ub25lX21hdGNoGAIgASgJImQKEEdldFN0YXRlUmVzcG9uc2USKwoIbWV0YWRhdGEYASABKAsyGS50ZnN0YXRlLnYxLlN0YXRlTWV0YWRhdGESDQoFc3RhdGUYAiABKAwSFAoMbm90X21vZGlmaWVkGAMgASgIIlEKD1B1dFN0YXRlUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSDQoFc3RhdGUYAiABKAwSDwoHbG9ja19pZBgDIAEoCRILCgNtZDUYBCABKAwiPwoQUHV0U3RhdGVSZXNwb25zZRIrCghtZXRhZGF0YRgBIAEoCzIZLnRmc3RhdGUudjEuU3RhdGVNZXRhZGF0YSI4ChJEZWxldGVTdGF0ZVJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEg8KB2xvY2tfaWQYAiABKAkiFQoTRGVsZXRlU3RhdGVSZXNwb25zZSJtCgtMb2NrUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSIgoEbG9jaxgCIAEoCzIULnRmc3RhdGUudjEuTG9ja0luZm8SJwoEd2FpdBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ3CgxMb2NrUmVzcG9uc2USIgoEbG9jaxgBIAEoCzIULnRmc3RhdGUudjEuTG9ja0luZm8SEgoKZ2VuZXJhdGlvbhgCIAEoAxIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQgoNVW5sb2NrUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSDwoHbG9ja19pZBgCIAEoCRINCgVmb3JjZRgDIAEoCCI9Cg5VbmxvY2tSZXNwb25zZRIrCg1yZWxlYXNlZF9sb2NrGAEgASgLMhQudGZzdGF0ZS52MS5Mb2NrSW5mbyIjCg5HZXRMb2NrUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkioAEKD0dldExvY2tSZXNwb25zZRIiCgRsb2NrGAEgASgLMhQudGZzdGF0ZS52MS5Mb2NrSW5mbxISCgpnZW5lcmF0aW9uGAIgASgDEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCgVzdGF0ZRgEIAEoDjIVLnRmc3RhdGUudjEuTG9ja1N0YXRlIiUKEFdhdGNoTG9ja1JlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJIrkBChFXYXRjaExvY2tSZXNwb25zZRIRCgl3b3Jrc3BhY2UYASABKAkSJwoEa2luZBgCIAEoDjIZLnRmc3RhdGUudjEuTG9ja0V2ZW50S2luZBIiCgRsb2NrGAMgASgLMhQudGZzdGF0ZS52MS5Mb2NrSW5mbxISCgpnZW5lcmF0aW9uGAQgASgDEjAKDG9ic2VydmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoTTGlzdFZlcnNpb25zUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiWwoUTGlzdFZlcnNpb25zUmVzcG9uc2USKgoIdmVyc2lvbnMYASADKAsyGC50ZnN0YXRlLnYxLlN0YXRlVmVyc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNwoRR2V0VmVyc2lvblJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEg8KB3ZlcnNpb24YAiABKAMiUAoSR2V0VmVyc2lvblJlc3BvbnNlEisKCG1ldGFkYXRhGAEgASgLMhkudGZzdGF0ZS52MS5TdGF0ZU1ldGFkYXRhEg0KBXN0YXRlGAIgASgMIkwKFVJlc3RvcmVWZXJzaW9uUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIPCgdsb2NrX2lkGAMgASgJIkUKFlJlc3RvcmVWZXJzaW9uUmVzcG9uc2USKwoIbWV0YWRhdGEYASABKAsyGS50ZnN0YXRlLnYxLlN0YXRlTWV0YWRhdGEiOgoURG93bmxvYWRTdGF0ZVJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEg8KB3ZlcnNpb24YAiABKAMikwEKFURvd25sb2FkU3RhdGVSZXNwb25zZRItCghtZXRhZGF0YRgBIAEoCzIZLnRmc3RhdGUudjEuU3RhdGVNZXRhZGF0YUgAEg8KBWNodW5rGAIgASgMSAASLwoIY2hlY2tzdW0YAyABKAsyGy50ZnN0YXRlLnYxLkNvbnRlbnRDaGVja3N1bUgAQgkKB3BheWxvYWQiMgoPQ29udGVudENoZWNrc3VtEhIKCnNpemVfYnl0ZXMYASABKAMSCwoDbWQ1GAIgASgMImEKElVwbG9hZFN0YXRlUmVxdWVzdBIvCgZoZWFkZXIYASABKAsyHS50ZnN0YXRlLnYxLlVwbG9hZFN0YXRlSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdwYXlsb2FkImwKEVVwbG9hZFN0YXRlSGVhZGVyEhEKCXdvcmtzcGFjZRgBIAEoCRIPCgdsb2NrX2lkGAIgASgJEhcKCnNpemVfYnl0ZXMYAyABKANIAIgBARILCgNtZDUYBCABKAxCDQoLX3NpemVfYnl0ZXMiQgoTVXBsb2FkU3RhdGVSZXNwb25zZRIrCghtZXRhZGF0YRgBIAEoCzIZLnRmc3RhdGUudjEuU3RhdGVNZXRhZGF0YSI8ChZHZXRTdGF0ZVN1bW1hcnlSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDInEKF0dldFN0YXRlU3VtbWFyeVJlc3BvbnNlEisKCG1ldGFkYXRhGAEgASgLMhkudGZzdGF0ZS52MS5TdGF0ZU1ldGFkYXRhEikKB3N1bW1hcnkYAiABKAsyGC50ZnN0YXRlLnYxLlN0YXRlU3VtbWFyeSI3ChFHZXRPdXRwdXRzUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSDwoHdmVyc2lvbhgCIAEoAyKkAQoSR2V0T3V0cHV0c1Jlc3BvbnNlEisKCG1ldGFkYXRhGAEgASgLMhkudGZzdGF0ZS52MS5TdGF0ZU1ldGFkYXRhEicKBmZvcm1hdBgCIAEoDjIXLnRmc3RhdGUudjEuU3RhdGVGb3JtYXQSKAoHb3V0cHV0cxgDIAMoCzIXLnRmc3RhdGUudjEuU3RhdGVPdXRwdXQSDgoGc2VyaWFsGAQgASgDIlIKE0RpZmZWZXJzaW9uc1JlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEhQKDGZyb21fdmVyc2lvbhgCIAEoAxISCgp0b192ZXJzaW9uGAMgASgDIs8BChREaWZmVmVyc2lvbnNSZXNwb25zZRIiCgRmcm9tGAEgASgLMhQudGZzdGF0ZS52MS5EaWZmU2lkZRIgCgJ0bxgCIAEoCzIULnRmc3RhdGUudjEuRGlmZlNpZGUSLQoJcmVzb3VyY2VzGAMgAygLMhoudGZzdGF0ZS52MS5SZXNvdXJjZUNoYW5nZRIpCgdvdXRwdXRzGAQgAygLMhgudGZzdGF0ZS52MS5PdXRwdXRDaGFuZ2USFwoPcGF0aHNfdHJ1bmNhdGVkGAUgASgIIkwKCERpZmZTaWRlEg8KB3ZlcnNpb24YASABKAMSDgoGZGlnZXN0GAIgASgJEg4KBnNlcmlhbBgDIAEoAxIPCgdsaW5lYWdlGAQgASgJIncKDlJlc291cmNlQ2hhbmdlEg8KB2FkZHJlc3MYASABKAkSJAoEa2luZBgCIAEoDjIWLnRmc3RhdGUudjEuQ2hhbmdlS2luZBIVCg1jaGFuZ2VkX3BhdGhzGAMgAygJEhcKD3BhdGhzX3RydW5jYXRlZBgEIAEoCCKOAQoMT3V0cHV0Q2hhbmdlEgwKBG5hbWUYASABKAkSJAoEa2luZBgCIAEoDjIWLnRmc3RhdGUudjEuQ2hhbmdlS2luZBIlCgRmcm9tGAMgASgLMhcudGZzdGF0ZS52MS5TdGF0ZU91dHB1dBIjCgJ0bxgEIAEoCzIXLnRmc3RhdGUudjEuU3RhdGVPdXRwdXQqVwoJTG9ja1N0YXRlEhoKFkxPQ0tfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNMT0NLX1NUQVRFX1VOTE9DS0VEEAESFQoRTE9DS19TVEFURV9MT0NLRUQQAiqvAQoNTG9ja0V2ZW50S2luZBIfChtMT0NLX0VWRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIcChhMT0NLX0VWRU5UX0tJTkRfU05BUFNIT1QQARIlCiFMT0NLX0VWRU5UX0tJTkRfU05BUFNIT1RfQ09NUExFVEUQAhIaChZMT0NLX0VWRU5UX0tJTkRfTE9DS0VEEAMSHAoYTE9DS19FVkVOVF9LSU5EX1VOTE9DS0VEEAQqcgoKQ2hhbmdlS2luZBIbChdDSEFOR0VfS0lORF9VTlNQRUNJRklFRBAAEhUKEUNIQU5HRV9LSU5EX0FEREVEEAESFwoTQ0hBTkdFX0tJTkRfUkVNT1ZFRBACEhcKE0NIQU5HRV9LSU5EX0NIQU5HRUQQAzLTCQoMU3RhdGVTZXJ2aWNlEkoKCEdldFN0YXRlEhsudGZzdGF0ZS52MS5HZXRTdGF0ZVJlcXVlc3QaHC50ZnN0YXRlLnYxLkdldFN0YXRlUmVzcG9uc2UiA5ACARJFCghQdXRTdGF0ZRIbLnRmc3RhdGUudjEuUHV0U3RhdGVSZXF1ZXN0GhwudGZzdGF0ZS52MS5QdXRTdGF0ZVJlc3BvbnNlElMKC0RlbGV0ZVN0YXRlEh4udGZzdGF0ZS52MS5EZWxldGVTdGF0ZVJlcXVlc3QaHy50ZnN0YXRlLnYxLkRlbGV0ZVN0YXRlUmVzcG9uc2UiA5ACAhI+CgRMb2NrEhcudGZzdGF0ZS52MS5Mb2NrUmVxdWVzdBoYLnRmc3RhdGUudjEuTG9ja1Jlc3BvbnNlIgOQAgISRAoGVW5sb2NrEhkudGZzdGF0ZS52MS5VbmxvY2tSZXF1ZXN0GhoudGZzdGF0ZS52MS5VbmxvY2tSZXNwb25zZSIDkAICEkcKB0dldExvY2sSGi50ZnN0YXRlLnYxLkdldExvY2tSZXF1ZXN0GhsudGZzdGF0ZS52MS5HZXRMb2NrUmVzcG9uc2UiA5ACARJPCglXYXRjaExvY2sSHC50ZnN0YXRlLnYxLldhdGNoTG9ja1JlcXVlc3QaHS50ZnN0YXRlLnYxLldhdGNoTG9ja1Jlc3BvbnNlIgOQAgEwARJWCgxMaXN0VmVyc2lvbnMSHy50ZnN0YXRlLnYxLkxpc3RWZXJzaW9uc1JlcXVlc3QaIC50ZnN0YXRlLnYxLkxpc3RWZXJzaW9uc1Jlc3BvbnNlIgOQAgESUAoKR2V0VmVyc2lvbhIdLnRmc3RhdGUudjEuR2V0VmVyc2lvblJlcXVlc3QaHi50ZnN0YXRlLnYxLkdldFZlcnNpb25SZXNwb25zZSIDkAIBElcKDlJlc3RvcmVWZXJzaW9uEiEudGZzdGF0ZS52MS5SZXN0b3JlVmVyc2lvblJlcXVlc3QaIi50ZnN0YXRlLnYxLlJlc3RvcmVWZXJzaW9uUmVzcG9uc2USWwoNRG93bmxvYWRTdGF0ZRIgLnRmc3RhdGUudjEuRG93bmxvYWRTdGF0ZVJlcXVlc3QaIS50ZnN0YXRlLnYxLkRvd25sb2FkU3RhdGVSZXNwb25zZSIDkAIBMAESUAoLVXBsb2FkU3RhdGUSHi50ZnN0YXRlLnYxLlVwbG9hZFN0YXRlUmVxdWVzdBofLnRmc3RhdGUudjEuVXBsb2FkU3RhdGVSZXNwb25zZSgBEl8KD0dldFN0YXRlU3VtbWFyeRIiLnRmc3RhdGUudjEuR2V0U3RhdGVTdW1tYXJ5UmVxdWVzdBojLnRmc3RhdGUudjEuR2V0U3RhdGVTdW1tYXJ5UmVzcG9uc2UiA5ACARJQCgpHZXRPdXRwdXRzEh0udGZzdGF0ZS52MS5HZXRPdXRwdXRzUmVxdWVzdBoeLnRmc3RhdGUudjEuR2V0T3V0cHV0c1Jlc3BvbnNlIgOQAgESVgoMRGlmZlZlcnNpb25zEh8udGZzdGF0ZS52MS5EaWZmVmVyc2lvbnNSZXF1ZXN0GiAudGZzdGF0ZS52MS5EaWZmVmVyc2lvbnNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_tfstate_v1_lock, file_tfstate_v1_state, file_tfstate_v1_summary]);
 
 /**
  * Request for StateService.GetState.
@@ -865,6 +867,358 @@ export const UploadStateResponseSchema: GenMessage<UploadStateResponse> = /*@__P
   messageDesc(file_tfstate_v1_state_service, 25);
 
 /**
+ * Request for StateService.GetStateSummary.
+ *
+ * @generated from message tfstate.v1.GetStateSummaryRequest
+ */
+export type GetStateSummaryRequest = Message<"tfstate.v1.GetStateSummaryRequest"> & {
+  /**
+   * The workspace to read.
+   *
+   * @generated from field: string workspace = 1;
+   */
+  workspace: string;
+
+  /**
+   * A version number from the history; zero summarizes the current state.
+   *
+   * @generated from field: int64 version = 2;
+   */
+  version: bigint;
+};
+
+/**
+ * Describes the message tfstate.v1.GetStateSummaryRequest.
+ * Use `create(GetStateSummaryRequestSchema)` to create a new message.
+ */
+export const GetStateSummaryRequestSchema: GenMessage<GetStateSummaryRequest> = /*@__PURE__*/
+  messageDesc(file_tfstate_v1_state_service, 26);
+
+/**
+ * Response for StateService.GetStateSummary.
+ *
+ * @generated from message tfstate.v1.GetStateSummaryResponse
+ */
+export type GetStateSummaryResponse = Message<"tfstate.v1.GetStateSummaryResponse"> & {
+  /**
+   * Describes the state revision summarized.
+   *
+   * @generated from field: tfstate.v1.StateMetadata metadata = 1;
+   */
+  metadata?: StateMetadata | undefined;
+
+  /**
+   * What the server read out of it.
+   *
+   * @generated from field: tfstate.v1.StateSummary summary = 2;
+   */
+  summary?: StateSummary | undefined;
+};
+
+/**
+ * Describes the message tfstate.v1.GetStateSummaryResponse.
+ * Use `create(GetStateSummaryResponseSchema)` to create a new message.
+ */
+export const GetStateSummaryResponseSchema: GenMessage<GetStateSummaryResponse> = /*@__PURE__*/
+  messageDesc(file_tfstate_v1_state_service, 27);
+
+/**
+ * Request for StateService.GetOutputs.
+ *
+ * @generated from message tfstate.v1.GetOutputsRequest
+ */
+export type GetOutputsRequest = Message<"tfstate.v1.GetOutputsRequest"> & {
+  /**
+   * The workspace to read.
+   *
+   * @generated from field: string workspace = 1;
+   */
+  workspace: string;
+
+  /**
+   * A version number from the history; zero reads the current state.
+   *
+   * @generated from field: int64 version = 2;
+   */
+  version: bigint;
+};
+
+/**
+ * Describes the message tfstate.v1.GetOutputsRequest.
+ * Use `create(GetOutputsRequestSchema)` to create a new message.
+ */
+export const GetOutputsRequestSchema: GenMessage<GetOutputsRequest> = /*@__PURE__*/
+  messageDesc(file_tfstate_v1_state_service, 28);
+
+/**
+ * Response for StateService.GetOutputs.
+ *
+ * @generated from message tfstate.v1.GetOutputsResponse
+ */
+export type GetOutputsResponse = Message<"tfstate.v1.GetOutputsResponse"> & {
+  /**
+   * Describes the state revision read.
+   *
+   * @generated from field: tfstate.v1.StateMetadata metadata = 1;
+   */
+  metadata?: StateMetadata | undefined;
+
+  /**
+   * What the state is. For anything but STATE_FORMAT_TERRAFORM_JSON,
+   * `outputs` is empty because the server cannot read them.
+   *
+   * @generated from field: tfstate.v1.StateFormat format = 2;
+   */
+  format: StateFormat;
+
+  /**
+   * The root module's outputs, sorted by name, sensitive values masked.
+   *
+   * @generated from field: repeated tfstate.v1.StateOutput outputs = 3;
+   */
+  outputs: StateOutput[];
+
+  /**
+   * The state's serial, to tell which revision the outputs are from.
+   *
+   * @generated from field: int64 serial = 4;
+   */
+  serial: bigint;
+};
+
+/**
+ * Describes the message tfstate.v1.GetOutputsResponse.
+ * Use `create(GetOutputsResponseSchema)` to create a new message.
+ */
+export const GetOutputsResponseSchema: GenMessage<GetOutputsResponse> = /*@__PURE__*/
+  messageDesc(file_tfstate_v1_state_service, 29);
+
+/**
+ * Request for StateService.DiffVersions.
+ *
+ * @generated from message tfstate.v1.DiffVersionsRequest
+ */
+export type DiffVersionsRequest = Message<"tfstate.v1.DiffVersionsRequest"> & {
+  /**
+   * The workspace whose history is compared.
+   *
+   * @generated from field: string workspace = 1;
+   */
+  workspace: string;
+
+  /**
+   * The older side: a version number (StateVersion.number); must be
+   * positive.
+   *
+   * @generated from field: int64 from_version = 2;
+   */
+  fromVersion: bigint;
+
+  /**
+   * The newer side: a version number, or zero for the current state.
+   *
+   * @generated from field: int64 to_version = 3;
+   */
+  toVersion: bigint;
+};
+
+/**
+ * Describes the message tfstate.v1.DiffVersionsRequest.
+ * Use `create(DiffVersionsRequestSchema)` to create a new message.
+ */
+export const DiffVersionsRequestSchema: GenMessage<DiffVersionsRequest> = /*@__PURE__*/
+  messageDesc(file_tfstate_v1_state_service, 30);
+
+/**
+ * Response for StateService.DiffVersions.
+ *
+ * @generated from message tfstate.v1.DiffVersionsResponse
+ */
+export type DiffVersionsResponse = Message<"tfstate.v1.DiffVersionsResponse"> & {
+  /**
+   * The `from` side.
+   *
+   * @generated from field: tfstate.v1.DiffSide from = 1;
+   */
+  from?: DiffSide | undefined;
+
+  /**
+   * The `to` side.
+   *
+   * @generated from field: tfstate.v1.DiffSide to = 2;
+   */
+  to?: DiffSide | undefined;
+
+  /**
+   * Resource instances that differ, sorted by address. Unchanged instances
+   * are not listed.
+   *
+   * @generated from field: repeated tfstate.v1.ResourceChange resources = 3;
+   */
+  resources: ResourceChange[];
+
+  /**
+   * Root module outputs that differ, sorted by name.
+   *
+   * @generated from field: repeated tfstate.v1.OutputChange outputs = 4;
+   */
+  outputs: OutputChange[];
+
+  /**
+   * True when more changed instances were found than the server details:
+   * the first 1000 changed instances carry `changed_paths`, later ones only
+   * their address.
+   *
+   * @generated from field: bool paths_truncated = 5;
+   */
+  pathsTruncated: boolean;
+};
+
+/**
+ * Describes the message tfstate.v1.DiffVersionsResponse.
+ * Use `create(DiffVersionsResponseSchema)` to create a new message.
+ */
+export const DiffVersionsResponseSchema: GenMessage<DiffVersionsResponse> = /*@__PURE__*/
+  messageDesc(file_tfstate_v1_state_service, 31);
+
+/**
+ * DiffSide identifies one side of a DiffVersionsResponse.
+ *
+ * @generated from message tfstate.v1.DiffSide
+ */
+export type DiffSide = Message<"tfstate.v1.DiffSide"> & {
+  /**
+   * The version number; zero for the current state when it is not a kept
+   * version.
+   *
+   * @generated from field: int64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * The digest of the side's manifest (StateMetadata.digest).
+   *
+   * @generated from field: string digest = 2;
+   */
+  digest: string;
+
+  /**
+   * The side's `serial`.
+   *
+   * @generated from field: int64 serial = 3;
+   */
+  serial: bigint;
+
+  /**
+   * The side's `lineage`. Sides with different lineages are different
+   * states, not revisions of one; the diff is still computed.
+   *
+   * @generated from field: string lineage = 4;
+   */
+  lineage: string;
+};
+
+/**
+ * Describes the message tfstate.v1.DiffSide.
+ * Use `create(DiffSideSchema)` to create a new message.
+ */
+export const DiffSideSchema: GenMessage<DiffSide> = /*@__PURE__*/
+  messageDesc(file_tfstate_v1_state_service, 32);
+
+/**
+ * ResourceChange is one resource instance that differs between two states.
+ *
+ * @generated from message tfstate.v1.ResourceChange
+ */
+export type ResourceChange = Message<"tfstate.v1.ResourceChange"> & {
+  /**
+   * The instance address, e.g. `module.net.aws_subnet.private[0]` or
+   * `terraform_data.web["a"]`.
+   *
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * How it differs.
+   *
+   * @generated from field: tfstate.v1.ChangeKind kind = 2;
+   */
+  kind: ChangeKind;
+
+  /**
+   * For CHANGE_KIND_CHANGED, the paths inside the instance that differ,
+   * e.g. `attributes.input`, `attributes.tags.Name`, `attributes.ports[0]`,
+   * `attributes.labels["app.kubernetes.io/name"]`, `dependencies`,
+   * sorted. Values are never sent: they may be secret. At most 64 per
+   * instance (see `paths_truncated`).
+   *
+   * @generated from field: repeated string changed_paths = 3;
+   */
+  changedPaths: string[];
+
+  /**
+   * True when the instance has more changed paths than `changed_paths`
+   * lists, or paths were not computed (see
+   * DiffVersionsResponse.paths_truncated).
+   *
+   * @generated from field: bool paths_truncated = 4;
+   */
+  pathsTruncated: boolean;
+};
+
+/**
+ * Describes the message tfstate.v1.ResourceChange.
+ * Use `create(ResourceChangeSchema)` to create a new message.
+ */
+export const ResourceChangeSchema: GenMessage<ResourceChange> = /*@__PURE__*/
+  messageDesc(file_tfstate_v1_state_service, 33);
+
+/**
+ * OutputChange is one root module output that differs between two states.
+ *
+ * @generated from message tfstate.v1.OutputChange
+ */
+export type OutputChange = Message<"tfstate.v1.OutputChange"> & {
+  /**
+   * The output name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * How it differs.
+   *
+   * @generated from field: tfstate.v1.ChangeKind kind = 2;
+   */
+  kind: ChangeKind;
+
+  /**
+   * The output in the `from` side (unset for CHANGE_KIND_ADDED), value
+   * masked when sensitive.
+   *
+   * @generated from field: tfstate.v1.StateOutput from = 3;
+   */
+  from?: StateOutput | undefined;
+
+  /**
+   * The output in the `to` side (unset for CHANGE_KIND_REMOVED), value
+   * masked when sensitive.
+   *
+   * @generated from field: tfstate.v1.StateOutput to = 4;
+   */
+  to?: StateOutput | undefined;
+};
+
+/**
+ * Describes the message tfstate.v1.OutputChange.
+ * Use `create(OutputChangeSchema)` to create a new message.
+ */
+export const OutputChangeSchema: GenMessage<OutputChange> = /*@__PURE__*/
+  messageDesc(file_tfstate_v1_state_service, 34);
+
+/**
  * LockState says whether a workspace is locked.
  *
  * @generated from enum tfstate.v1.LockState
@@ -966,6 +1320,56 @@ export type LockEventKind = (typeof LockEventKind)[keyof typeof LockEventKind] |
  */
 export const LockEventKindSchema: GenEnum<LockEventKind> = /*@__PURE__*/
   enumDesc(file_tfstate_v1_state_service, 1);
+
+/**
+ * ChangeKind says how one resource instance or output differs between the
+ * sides of a diff.
+ *
+ * @generated from enum tfstate.v1.ChangeKind
+ */
+export const ChangeKind = {
+  /**
+   * Not specified; the server never sends it.
+   *
+   * @generated from enum value: CHANGE_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * Only in the `to` side.
+   *
+   * @generated from enum value: CHANGE_KIND_ADDED = 1;
+   */
+  ADDED: 1,
+
+  /**
+   * Only in the `from` side.
+   *
+   * @generated from enum value: CHANGE_KIND_REMOVED = 2;
+   */
+  REMOVED: 2,
+
+  /**
+   * In both, with different content.
+   *
+   * @generated from enum value: CHANGE_KIND_CHANGED = 3;
+   */
+  CHANGED: 3,
+} as const;
+
+/**
+ * ChangeKind says how one resource instance or output differs between the
+ * sides of a diff.
+ *
+ * @generated from enum tfstate.v1.ChangeKind
+ */
+export type ChangeKind = (typeof ChangeKind)[keyof typeof ChangeKind] | UnknownEnum;
+
+/**
+ * Describes the enum tfstate.v1.ChangeKind.
+ */
+export const ChangeKindSchema: GenEnum<ChangeKind> = /*@__PURE__*/
+  enumDesc(file_tfstate_v1_state_service, 2);
 
 /**
  * StateService reads and writes Terraform/OpenTofu state stored in an OCI
@@ -1198,6 +1602,59 @@ export const StateService: GenService<{
     methodKind: "client_streaming";
     input: typeof UploadStateRequestSchema;
     output: typeof UploadStateResponseSchema;
+  },
+  /**
+   * Returns what the server reads out of the current state, or one version:
+   * serial, lineage, tool version, resource counts by type and module, the
+   * resources, and the outputs with sensitive values masked. Computed once
+   * per state digest and cached. A state that is not Terraform JSON
+   * (OpenTofu-encrypted, or any other payload) gets a summary whose
+   * `format` says so. Needs the `read-outputs` permission (`read` implies
+   * it).
+   *
+   * Errors: NOT_FOUND when the workspace has no state, or the version does
+   * not exist.
+   *
+   * @generated from rpc tfstate.v1.StateService.GetStateSummary
+   */
+  getStateSummary: {
+    methodKind: "unary";
+    input: typeof GetStateSummaryRequestSchema;
+    output: typeof GetStateSummaryResponseSchema;
+  },
+  /**
+   * Returns the root module outputs of the current state, or one version,
+   * without the rest of the state. Sensitive outputs are listed with their
+   * value masked, always. Needs the `read-outputs` permission, so a
+   * dashboard or a pipeline can read outputs without being able to read the
+   * state's secrets.
+   *
+   * Errors: NOT_FOUND as for GetStateSummary.
+   *
+   * @generated from rpc tfstate.v1.StateService.GetOutputs
+   */
+  getOutputs: {
+    methodKind: "unary";
+    input: typeof GetOutputsRequestSchema;
+    output: typeof GetOutputsResponseSchema;
+  },
+  /**
+   * Compares two versions of a workspace's state, or a version and the
+   * current state: resources added, removed and changed (by instance
+   * address, with the paths of the changed attributes, never their values),
+   * outputs added, removed and changed (sensitive values masked), and the
+   * serial and lineage of each side. Computed on the server.
+   *
+   * Errors: NOT_FOUND when a version (or the current state) does not exist;
+   * FAILED_PRECONDITION when either side is not Terraform JSON (encrypted or
+   * opaque): its contents cannot be compared, the message names the side.
+   *
+   * @generated from rpc tfstate.v1.StateService.DiffVersions
+   */
+  diffVersions: {
+    methodKind: "unary";
+    input: typeof DiffVersionsRequestSchema;
+    output: typeof DiffVersionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tfstate_v1_state_service, 0);

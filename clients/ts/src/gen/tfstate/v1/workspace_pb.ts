@@ -8,13 +8,15 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { LockInfo } from "./lock_pb.js";
 import { file_tfstate_v1_lock } from "./lock_pb.js";
+import type { StateSummary } from "./summary_pb.js";
+import { file_tfstate_v1_summary } from "./summary_pb.js";
 import type { Message, UnknownEnum } from "@bufbuild/protobuf";
 
 /**
  * Describes the file tfstate/v1/workspace.proto.
  */
 export const file_tfstate_v1_workspace: GenFile = /*@__PURE__*/
-  fileDesc("Chp0ZnN0YXRlL3YxL3dvcmtzcGFjZS5wcm90bxIKdGZzdGF0ZS52MSK9AQoJV29ya3NwYWNlEgwKBG5hbWUYASABKAkSEQoJaGFzX3N0YXRlGAIgASgIEg4KBmRpZ2VzdBgDIAEoCRIZChFzdG9yZWRfc2l6ZV9ieXRlcxgEIAEoAxIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgGIAEoAxIiCgRsb2NrGAcgASgLMhQudGZzdGF0ZS52MS5Mb2NrSW5mbypiCg1Xb3Jrc3BhY2VWaWV3Eh4KGldPUktTUEFDRV9WSUVXX1VOU1BFQ0lGSUVEEAASGAoUV09SS1NQQUNFX1ZJRVdfQkFTSUMQARIXChNXT1JLU1BBQ0VfVklFV19GVUxMEAJiBnByb3RvMw", [file_google_protobuf_timestamp, file_tfstate_v1_lock]);
+  fileDesc("Chp0ZnN0YXRlL3YxL3dvcmtzcGFjZS5wcm90bxIKdGZzdGF0ZS52MSLoAQoJV29ya3NwYWNlEgwKBG5hbWUYASABKAkSEQoJaGFzX3N0YXRlGAIgASgIEg4KBmRpZ2VzdBgDIAEoCRIZChFzdG9yZWRfc2l6ZV9ieXRlcxgEIAEoAxIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgGIAEoAxIiCgRsb2NrGAcgASgLMhQudGZzdGF0ZS52MS5Mb2NrSW5mbxIpCgdzdW1tYXJ5GAggASgLMhgudGZzdGF0ZS52MS5TdGF0ZVN1bW1hcnkqYgoNV29ya3NwYWNlVmlldxIeChpXT1JLU1BBQ0VfVklFV19VTlNQRUNJRklFRBAAEhgKFFdPUktTUEFDRV9WSUVXX0JBU0lDEAESFwoTV09SS1NQQUNFX1ZJRVdfRlVMTBACYgZwcm90bzM", [file_google_protobuf_timestamp, file_tfstate_v1_lock, file_tfstate_v1_summary]);
 
 /**
  * Workspace is a Terraform/OpenTofu workspace: one named state in the
@@ -80,6 +82,18 @@ export type Workspace = Message<"tfstate.v1.Workspace"> & {
    * @generated from field: tfstate.v1.LockInfo lock = 7;
    */
   lock?: LockInfo | undefined;
+
+  /**
+   * The current state's key figures (format, serial, lineage, tool version,
+   * resource counts, output count), without `outputs` and `resources`
+   * (GetStateSummary and GetOutputs return those). Unset without a state.
+   * Summaries are cached per state digest; ListWorkspaces computes missing
+   * ones only for states of at most 8 MiB stored and leaves larger ones
+   * unset until a GetWorkspace or GetStateSummary has computed them.
+   *
+   * @generated from field: tfstate.v1.StateSummary summary = 8;
+   */
+  summary?: StateSummary | undefined;
 };
 
 /**

@@ -19,7 +19,7 @@ from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DE
 from protobuf import DescService
 
 from . import state_service_pb
-from .state_service_pb import DeleteStateRequest, DeleteStateResponse, DownloadStateRequest, DownloadStateResponse, GetLockRequest, GetLockResponse, GetStateRequest, GetStateResponse, GetVersionRequest, GetVersionResponse, ListVersionsRequest, ListVersionsResponse, LockRequest, LockResponse, PutStateRequest, PutStateResponse, RestoreVersionRequest, RestoreVersionResponse, UnlockRequest, UnlockResponse, UploadStateRequest, UploadStateResponse, WatchLockRequest, WatchLockResponse
+from .state_service_pb import DeleteStateRequest, DeleteStateResponse, DiffVersionsRequest, DiffVersionsResponse, DownloadStateRequest, DownloadStateResponse, GetLockRequest, GetLockResponse, GetOutputsRequest, GetOutputsResponse, GetStateRequest, GetStateResponse, GetStateSummaryRequest, GetStateSummaryResponse, GetVersionRequest, GetVersionResponse, ListVersionsRequest, ListVersionsResponse, LockRequest, LockResponse, PutStateRequest, PutStateResponse, RestoreVersionRequest, RestoreVersionResponse, UnlockRequest, UnlockResponse, UploadStateRequest, UploadStateResponse, WatchLockRequest, WatchLockResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
@@ -212,6 +212,47 @@ class StateService(Protocol):
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
+    async def get_state_summary(self, request: GetStateSummaryRequest, ctx: RequestContext[GetStateSummaryRequest, GetStateSummaryResponse], /) -> GetStateSummaryResponse:
+        """
+        Returns what the server reads out of the current state, or one version:
+        serial, lineage, tool version, resource counts by type and module, the
+        resources, and the outputs with sensitive values masked. Computed once
+        per state digest and cached. A state that is not Terraform JSON
+        (OpenTofu-encrypted, or any other payload) gets a summary whose
+        `format` says so. Needs the `read-outputs` permission (`read` implies
+        it).
+
+        Errors: NOT_FOUND when the workspace has no state, or the version does
+        not exist.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_outputs(self, request: GetOutputsRequest, ctx: RequestContext[GetOutputsRequest, GetOutputsResponse], /) -> GetOutputsResponse:
+        """
+        Returns the root module outputs of the current state, or one version,
+        without the rest of the state. Sensitive outputs are listed with their
+        value masked, always. Needs the `read-outputs` permission, so a
+        dashboard or a pipeline can read outputs without being able to read the
+        state's secrets.
+
+        Errors: NOT_FOUND as for GetStateSummary.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def diff_versions(self, request: DiffVersionsRequest, ctx: RequestContext[DiffVersionsRequest, DiffVersionsResponse], /) -> DiffVersionsResponse:
+        """
+        Compares two versions of a workspace's state, or a version and the
+        current state: resources added, removed and changed (by instance
+        address, with the paths of the changed attributes, never their values),
+        outputs added, removed and changed (sensitive values masked), and the
+        serial and lineage of each side. Computed on the server.
+
+        Errors: NOT_FOUND when a version (or the current state) does not exist;
+        FAILED_PRECONDITION when either side is not Terraform JSON (encrypted or
+        opaque): its contents cannot be compared, the message names the side.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
     @classmethod
     def desc(cls) -> DescService:
         """Returns the descriptor for this service."""
@@ -361,6 +402,39 @@ class StateServiceASGIApplication(ConnectASGIApplication[StateService]):
                         stream_type=StreamType.CLIENT_STREAM,
                     ),
                     function=svc.upload_state,
+                ),
+                "/tfstate.v1.StateService/GetStateSummary": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetStateSummary",
+                        service_name="tfstate.v1.StateService",
+                        input=GetStateSummaryRequest,
+                        output=GetStateSummaryResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_state_summary,
+                ),
+                "/tfstate.v1.StateService/GetOutputs": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetOutputs",
+                        service_name="tfstate.v1.StateService",
+                        input=GetOutputsRequest,
+                        output=GetOutputsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_outputs,
+                ),
+                "/tfstate.v1.StateService/DiffVersions": Endpoint.unary(
+                    method=MethodInfo(
+                        name="DiffVersions",
+                        service_name="tfstate.v1.StateService",
+                        input=DiffVersionsRequest,
+                        output=DiffVersionsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.diff_versions,
                 ),
             },
             interceptors=interceptors,
@@ -769,6 +843,104 @@ class StateServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def get_state_summary(
+        self,
+        request: GetStateSummaryRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> GetStateSummaryResponse:
+        """
+        Returns what the server reads out of the current state, or one version:
+        serial, lineage, tool version, resource counts by type and module, the
+        resources, and the outputs with sensitive values masked. Computed once
+        per state digest and cached. A state that is not Terraform JSON
+        (OpenTofu-encrypted, or any other payload) gets a summary whose
+        `format` says so. Needs the `read-outputs` permission (`read` implies
+        it).
+
+        Errors: NOT_FOUND when the workspace has no state, or the version does
+        not exist.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetStateSummary",
+                service_name="tfstate.v1.StateService",
+                input=GetStateSummaryRequest,
+                output=GetStateSummaryResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+    async def get_outputs(
+        self,
+        request: GetOutputsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> GetOutputsResponse:
+        """
+        Returns the root module outputs of the current state, or one version,
+        without the rest of the state. Sensitive outputs are listed with their
+        value masked, always. Needs the `read-outputs` permission, so a
+        dashboard or a pipeline can read outputs without being able to read the
+        state's secrets.
+
+        Errors: NOT_FOUND as for GetStateSummary.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetOutputs",
+                service_name="tfstate.v1.StateService",
+                input=GetOutputsRequest,
+                output=GetOutputsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+    async def diff_versions(
+        self,
+        request: DiffVersionsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> DiffVersionsResponse:
+        """
+        Compares two versions of a workspace's state, or a version and the
+        current state: resources added, removed and changed (by instance
+        address, with the paths of the changed attributes, never their values),
+        outputs added, removed and changed (sensitive values masked), and the
+        serial and lineage of each side. Computed on the server.
+
+        Errors: NOT_FOUND when a version (or the current state) does not exist;
+        FAILED_PRECONDITION when either side is not Terraform JSON (encrypted or
+        opaque): its contents cannot be compared, the message names the side.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DiffVersions",
+                service_name="tfstate.v1.StateService",
+                input=DiffVersionsRequest,
+                output=DiffVersionsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
 
 class StateServiceSync(Protocol):
     """
@@ -952,6 +1124,47 @@ class StateServiceSync(Protocol):
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
+    def get_state_summary(self, request: GetStateSummaryRequest, ctx: RequestContext[GetStateSummaryRequest, GetStateSummaryResponse], /) -> GetStateSummaryResponse:
+        """
+        Returns what the server reads out of the current state, or one version:
+        serial, lineage, tool version, resource counts by type and module, the
+        resources, and the outputs with sensitive values masked. Computed once
+        per state digest and cached. A state that is not Terraform JSON
+        (OpenTofu-encrypted, or any other payload) gets a summary whose
+        `format` says so. Needs the `read-outputs` permission (`read` implies
+        it).
+
+        Errors: NOT_FOUND when the workspace has no state, or the version does
+        not exist.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_outputs(self, request: GetOutputsRequest, ctx: RequestContext[GetOutputsRequest, GetOutputsResponse], /) -> GetOutputsResponse:
+        """
+        Returns the root module outputs of the current state, or one version,
+        without the rest of the state. Sensitive outputs are listed with their
+        value masked, always. Needs the `read-outputs` permission, so a
+        dashboard or a pipeline can read outputs without being able to read the
+        state's secrets.
+
+        Errors: NOT_FOUND as for GetStateSummary.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def diff_versions(self, request: DiffVersionsRequest, ctx: RequestContext[DiffVersionsRequest, DiffVersionsResponse], /) -> DiffVersionsResponse:
+        """
+        Compares two versions of a workspace's state, or a version and the
+        current state: resources added, removed and changed (by instance
+        address, with the paths of the changed attributes, never their values),
+        outputs added, removed and changed (sensitive values masked), and the
+        serial and lineage of each side. Computed on the server.
+
+        Errors: NOT_FOUND when a version (or the current state) does not exist;
+        FAILED_PRECONDITION when either side is not Terraform JSON (encrypted or
+        opaque): its contents cannot be compared, the message names the side.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
     @classmethod
     def desc(cls) -> DescService:
         """Returns the descriptor for this service."""
@@ -1099,6 +1312,39 @@ class StateServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.CLIENT_STREAM,
                     ),
                     function=service.upload_state,
+                ),
+                "/tfstate.v1.StateService/GetStateSummary": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetStateSummary",
+                        service_name="tfstate.v1.StateService",
+                        input=GetStateSummaryRequest,
+                        output=GetStateSummaryResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_state_summary,
+                ),
+                "/tfstate.v1.StateService/GetOutputs": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetOutputs",
+                        service_name="tfstate.v1.StateService",
+                        input=GetOutputsRequest,
+                        output=GetOutputsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_outputs,
+                ),
+                "/tfstate.v1.StateService/DiffVersions": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="DiffVersions",
+                        service_name="tfstate.v1.StateService",
+                        input=DiffVersionsRequest,
+                        output=DiffVersionsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.diff_versions,
                 ),
             },
             interceptors=interceptors,
@@ -1506,4 +1752,102 @@ class StateServiceClientSync(ConnectClientSync):
             ),
             headers=headers,
             timeout_ms=timeout_ms,
+        )
+    def get_state_summary(
+        self,
+        request: GetStateSummaryRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> GetStateSummaryResponse:
+        """
+        Returns what the server reads out of the current state, or one version:
+        serial, lineage, tool version, resource counts by type and module, the
+        resources, and the outputs with sensitive values masked. Computed once
+        per state digest and cached. A state that is not Terraform JSON
+        (OpenTofu-encrypted, or any other payload) gets a summary whose
+        `format` says so. Needs the `read-outputs` permission (`read` implies
+        it).
+
+        Errors: NOT_FOUND when the workspace has no state, or the version does
+        not exist.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetStateSummary",
+                service_name="tfstate.v1.StateService",
+                input=GetStateSummaryRequest,
+                output=GetStateSummaryResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+    def get_outputs(
+        self,
+        request: GetOutputsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> GetOutputsResponse:
+        """
+        Returns the root module outputs of the current state, or one version,
+        without the rest of the state. Sensitive outputs are listed with their
+        value masked, always. Needs the `read-outputs` permission, so a
+        dashboard or a pipeline can read outputs without being able to read the
+        state's secrets.
+
+        Errors: NOT_FOUND as for GetStateSummary.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetOutputs",
+                service_name="tfstate.v1.StateService",
+                input=GetOutputsRequest,
+                output=GetOutputsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+    def diff_versions(
+        self,
+        request: DiffVersionsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> DiffVersionsResponse:
+        """
+        Compares two versions of a workspace's state, or a version and the
+        current state: resources added, removed and changed (by instance
+        address, with the paths of the changed attributes, never their values),
+        outputs added, removed and changed (sensitive values masked), and the
+        serial and lineage of each side. Computed on the server.
+
+        Errors: NOT_FOUND when a version (or the current state) does not exist;
+        FAILED_PRECONDITION when either side is not Terraform JSON (encrypted or
+        opaque): its contents cannot be compared, the message names the side.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="DiffVersions",
+                service_name="tfstate.v1.StateService",
+                input=DiffVersionsRequest,
+                output=DiffVersionsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
         )

@@ -15,7 +15,7 @@ from protobuf import Enum, Message
 from protobuf._codegen import file_desc
 from protobuf.wkt.google.protobuf import duration_pb, timestamp_pb
 
-from . import lock_pb, state_pb
+from . import lock_pb, state_pb, summary_pb
 
 if TYPE_CHECKING:
     from protobuf import DescFile, Oneof
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .lock_pb import LockInfo
     from .state_pb import StateMetadata, StateVersion
+    from .summary_pb import StateFormat, StateOutput, StateSummary
 
 
 _GetStateRequestFields: TypeAlias = Literal["workspace", "if_none_match"]
@@ -1140,6 +1141,478 @@ class UploadStateResponse(Message[_UploadStateResponseFields]):
 
         metadata: StateMetadata | None
 
+_GetStateSummaryRequestFields: TypeAlias = Literal["workspace", "version"]
+
+class GetStateSummaryRequest(Message[_GetStateSummaryRequestFields]):
+    """
+    Request for StateService.GetStateSummary.
+
+    ```proto
+    message tfstate.v1.GetStateSummaryRequest
+    ```
+
+    Attributes:
+        workspace:
+            The workspace to read.
+
+            ```proto
+            string workspace = 1;
+            ```
+        version:
+            A version number from the history; zero summarizes the current state.
+
+            ```proto
+            int64 version = 2;
+            ```
+    """
+
+    __slots__ = ("workspace", "version")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            workspace: str = "",
+            version: int = 0,
+        ) -> None:
+            pass
+
+        workspace: str
+        version: int
+
+_GetStateSummaryResponseFields: TypeAlias = Literal["metadata", "summary"]
+
+class GetStateSummaryResponse(Message[_GetStateSummaryResponseFields]):
+    """
+    Response for StateService.GetStateSummary.
+
+    ```proto
+    message tfstate.v1.GetStateSummaryResponse
+    ```
+
+    Attributes:
+        metadata:
+            Describes the state revision summarized.
+
+            ```proto
+            optional tfstate.v1.StateMetadata metadata = 1;
+            ```
+        summary:
+            What the server read out of it.
+
+            ```proto
+            optional tfstate.v1.StateSummary summary = 2;
+            ```
+    """
+
+    __slots__ = ("metadata", "summary")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            metadata: StateMetadata | None = None,
+            summary: StateSummary | None = None,
+        ) -> None:
+            pass
+
+        metadata: StateMetadata | None
+        summary: StateSummary | None
+
+_GetOutputsRequestFields: TypeAlias = Literal["workspace", "version"]
+
+class GetOutputsRequest(Message[_GetOutputsRequestFields]):
+    """
+    Request for StateService.GetOutputs.
+
+    ```proto
+    message tfstate.v1.GetOutputsRequest
+    ```
+
+    Attributes:
+        workspace:
+            The workspace to read.
+
+            ```proto
+            string workspace = 1;
+            ```
+        version:
+            A version number from the history; zero reads the current state.
+
+            ```proto
+            int64 version = 2;
+            ```
+    """
+
+    __slots__ = ("workspace", "version")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            workspace: str = "",
+            version: int = 0,
+        ) -> None:
+            pass
+
+        workspace: str
+        version: int
+
+_GetOutputsResponseFields: TypeAlias = Literal["metadata", "format", "outputs", "serial"]
+
+class GetOutputsResponse(Message[_GetOutputsResponseFields]):
+    """
+    Response for StateService.GetOutputs.
+
+    ```proto
+    message tfstate.v1.GetOutputsResponse
+    ```
+
+    Attributes:
+        metadata:
+            Describes the state revision read.
+
+            ```proto
+            optional tfstate.v1.StateMetadata metadata = 1;
+            ```
+        format:
+            What the state is. For anything but STATE_FORMAT_TERRAFORM_JSON,
+            `outputs` is empty because the server cannot read them.
+
+            ```proto
+            tfstate.v1.StateFormat format = 2;
+            ```
+        outputs:
+            The root module's outputs, sorted by name, sensitive values masked.
+
+            ```proto
+            repeated tfstate.v1.StateOutput outputs = 3;
+            ```
+        serial:
+            The state's serial, to tell which revision the outputs are from.
+
+            ```proto
+            int64 serial = 4;
+            ```
+    """
+
+    __slots__ = ("metadata", "format", "outputs", "serial")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            metadata: StateMetadata | None = None,
+            format: StateFormat | None = None,
+            outputs: list[StateOutput] | None = None,
+            serial: int = 0,
+        ) -> None:
+            pass
+
+        metadata: StateMetadata | None
+        format: StateFormat
+        outputs: list[StateOutput]
+        serial: int
+
+_DiffVersionsRequestFields: TypeAlias = Literal["workspace", "from_version", "to_version"]
+
+class DiffVersionsRequest(Message[_DiffVersionsRequestFields]):
+    """
+    Request for StateService.DiffVersions.
+
+    ```proto
+    message tfstate.v1.DiffVersionsRequest
+    ```
+
+    Attributes:
+        workspace:
+            The workspace whose history is compared.
+
+            ```proto
+            string workspace = 1;
+            ```
+        from_version:
+            The older side: a version number (StateVersion.number); must be
+            positive.
+
+            ```proto
+            int64 from_version = 2;
+            ```
+        to_version:
+            The newer side: a version number, or zero for the current state.
+
+            ```proto
+            int64 to_version = 3;
+            ```
+    """
+
+    __slots__ = ("workspace", "from_version", "to_version")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            workspace: str = "",
+            from_version: int = 0,
+            to_version: int = 0,
+        ) -> None:
+            pass
+
+        workspace: str
+        from_version: int
+        to_version: int
+
+_DiffVersionsResponseFields: TypeAlias = Literal["from", "to", "resources", "outputs", "paths_truncated"]
+
+class DiffVersionsResponse(Message[_DiffVersionsResponseFields]):
+    """
+    Response for StateService.DiffVersions.
+
+    ```proto
+    message tfstate.v1.DiffVersionsResponse
+    ```
+
+    Attributes:
+        from_:
+            The `from` side.
+
+            ```proto
+            optional tfstate.v1.DiffSide from = 1;
+            ```
+        to:
+            The `to` side.
+
+            ```proto
+            optional tfstate.v1.DiffSide to = 2;
+            ```
+        resources:
+            Resource instances that differ, sorted by address. Unchanged instances
+            are not listed.
+
+            ```proto
+            repeated tfstate.v1.ResourceChange resources = 3;
+            ```
+        outputs:
+            Root module outputs that differ, sorted by name.
+
+            ```proto
+            repeated tfstate.v1.OutputChange outputs = 4;
+            ```
+        paths_truncated:
+            True when more changed instances were found than the server details:
+            the first 1000 changed instances carry `changed_paths`, later ones only
+            their address.
+
+            ```proto
+            bool paths_truncated = 5;
+            ```
+    """
+
+    __slots__ = ("from_", "to", "resources", "outputs", "paths_truncated")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            from_: DiffSide | None = None,
+            to: DiffSide | None = None,
+            resources: list[ResourceChange] | None = None,
+            outputs: list[OutputChange] | None = None,
+            paths_truncated: bool = False,
+        ) -> None:
+            pass
+
+        from_: DiffSide | None
+        to: DiffSide | None
+        resources: list[ResourceChange]
+        outputs: list[OutputChange]
+        paths_truncated: bool
+
+_DiffSideFields: TypeAlias = Literal["version", "digest", "serial", "lineage"]
+
+class DiffSide(Message[_DiffSideFields]):
+    """
+    DiffSide identifies one side of a DiffVersionsResponse.
+
+    ```proto
+    message tfstate.v1.DiffSide
+    ```
+
+    Attributes:
+        version:
+            The version number; zero for the current state when it is not a kept
+            version.
+
+            ```proto
+            int64 version = 1;
+            ```
+        digest:
+            The digest of the side's manifest (StateMetadata.digest).
+
+            ```proto
+            string digest = 2;
+            ```
+        serial:
+            The side's `serial`.
+
+            ```proto
+            int64 serial = 3;
+            ```
+        lineage:
+            The side's `lineage`. Sides with different lineages are different
+            states, not revisions of one; the diff is still computed.
+
+            ```proto
+            string lineage = 4;
+            ```
+    """
+
+    __slots__ = ("version", "digest", "serial", "lineage")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            version: int = 0,
+            digest: str = "",
+            serial: int = 0,
+            lineage: str = "",
+        ) -> None:
+            pass
+
+        version: int
+        digest: str
+        serial: int
+        lineage: str
+
+_ResourceChangeFields: TypeAlias = Literal["address", "kind", "changed_paths", "paths_truncated"]
+
+class ResourceChange(Message[_ResourceChangeFields]):
+    """
+    ResourceChange is one resource instance that differs between two states.
+
+    ```proto
+    message tfstate.v1.ResourceChange
+    ```
+
+    Attributes:
+        address:
+            The instance address, e.g. `module.net.aws_subnet.private[0]` or
+            `terraform_data.web["a"]`.
+
+            ```proto
+            string address = 1;
+            ```
+        kind:
+            How it differs.
+
+            ```proto
+            tfstate.v1.ChangeKind kind = 2;
+            ```
+        changed_paths:
+            For CHANGE_KIND_CHANGED, the paths inside the instance that differ,
+            e.g. `attributes.input`, `attributes.tags.Name`, `attributes.ports[0]`,
+            `attributes.labels["app.kubernetes.io/name"]`, `dependencies`,
+            sorted. Values are never sent: they may be secret. At most 64 per
+            instance (see `paths_truncated`).
+
+            ```proto
+            repeated string changed_paths = 3;
+            ```
+        paths_truncated:
+            True when the instance has more changed paths than `changed_paths`
+            lists, or paths were not computed (see
+            DiffVersionsResponse.paths_truncated).
+
+            ```proto
+            bool paths_truncated = 4;
+            ```
+    """
+
+    __slots__ = ("address", "kind", "changed_paths", "paths_truncated")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            address: str = "",
+            kind: ChangeKind | None = None,
+            changed_paths: list[str] | None = None,
+            paths_truncated: bool = False,
+        ) -> None:
+            pass
+
+        address: str
+        kind: ChangeKind
+        changed_paths: list[str]
+        paths_truncated: bool
+
+_OutputChangeFields: TypeAlias = Literal["name", "kind", "from", "to"]
+
+class OutputChange(Message[_OutputChangeFields]):
+    """
+    OutputChange is one root module output that differs between two states.
+
+    ```proto
+    message tfstate.v1.OutputChange
+    ```
+
+    Attributes:
+        name:
+            The output name.
+
+            ```proto
+            string name = 1;
+            ```
+        kind:
+            How it differs.
+
+            ```proto
+            tfstate.v1.ChangeKind kind = 2;
+            ```
+        from_:
+            The output in the `from` side (unset for CHANGE_KIND_ADDED), value
+            masked when sensitive.
+
+            ```proto
+            optional tfstate.v1.StateOutput from = 3;
+            ```
+        to:
+            The output in the `to` side (unset for CHANGE_KIND_REMOVED), value
+            masked when sensitive.
+
+            ```proto
+            optional tfstate.v1.StateOutput to = 4;
+            ```
+    """
+
+    __slots__ = ("name", "kind", "from_", "to")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            name: str = "",
+            kind: ChangeKind | None = None,
+            from_: StateOutput | None = None,
+            to: StateOutput | None = None,
+        ) -> None:
+            pass
+
+        name: str
+        kind: ChangeKind
+        from_: StateOutput | None
+        to: StateOutput | None
+
 class LockState(Enum):
     """
     LockState says whether a workspace is locked.
@@ -1227,14 +1700,56 @@ class LockEventKind(Enum):
     LOCKED = 3
     UNLOCKED = 4
 
+class ChangeKind(Enum):
+    """
+    ChangeKind says how one resource instance or output differs between the
+    sides of a diff.
+
+    ```proto
+    enum tfstate.v1.ChangeKind
+    ```
+
+    Attributes:
+        UNSPECIFIED:
+            Not specified; the server never sends it.
+
+            ```proto
+            CHANGE_KIND_UNSPECIFIED = 0
+            ```
+        ADDED:
+            Only in the `to` side.
+
+            ```proto
+            CHANGE_KIND_ADDED = 1
+            ```
+        REMOVED:
+            Only in the `from` side.
+
+            ```proto
+            CHANGE_KIND_REMOVED = 2
+            ```
+        CHANGED:
+            In both, with different content.
+
+            ```proto
+            CHANGE_KIND_CHANGED = 3
+            ```
+    """
+
+    UNSPECIFIED = 0
+    ADDED = 1
+    REMOVED = 2
+    CHANGED = 3
+
 
 _DESC = file_desc(
-    b'\n\x1etfstate/v1/state_service.proto\x12\ntfstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\x1a\x16tfstate/v1/state.proto"S\n\x0fGetStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12"\n\rif_none_match\x18\x02 \x01(\tR\x0bifNoneMatch"\x82\x01\n\x10GetStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state\x12!\n\x0cnot_modified\x18\x03 \x01(\x08R\x0bnotModified"p\n\x0fPutStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state\x12\x17\n\x07lock_id\x18\x03 \x01(\tR\x06lockId\x12\x10\n\x03md5\x18\x04 \x01(\x0cR\x03md5"I\n\x10PutStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata"K\n\x12DeleteStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId"\x15\n\x13DeleteStateResponse"\x84\x01\n\x0bLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12(\n\x04lock\x18\x02 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12-\n\x04wait\x18\x03 \x01(\x0b2\x19.google.protobuf.DurationR\x04wait"\x95\x01\n\x0cLockResponse\x12(\n\x04lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x02 \x01(\x03R\ngeneration\x12;\n\x0bexpire_time\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\nexpireTime"\\\n\rUnlockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId\x12\x14\n\x05force\x18\x03 \x01(\x08R\x05force"K\n\x0eUnlockResponse\x129\n\rreleased_lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x0creleasedLock".\n\x0eGetLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace"\xc5\x01\n\x0fGetLockResponse\x12(\n\x04lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x02 \x01(\x03R\ngeneration\x12;\n\x0bexpire_time\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\nexpireTime\x12+\n\x05state\x18\x04 \x01(\x0e2\x15.tfstate.v1.LockStateR\x05state"0\n\x10WatchLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace"\xe9\x01\n\x11WatchLockResponse\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12-\n\x04kind\x18\x02 \x01(\x0e2\x19.tfstate.v1.LockEventKindR\x04kind\x12(\n\x04lock\x18\x03 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x04 \x01(\x03R\ngeneration\x12=\n\x0cobserve_time\x18\x05 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bobserveTime"o\n\x13ListVersionsRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken"t\n\x14ListVersionsResponse\x124\n\x08versions\x18\x01 \x03(\x0b2\x18.tfstate.v1.StateVersionR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"K\n\x11GetVersionRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"a\n\x12GetVersionResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state"h\n\x15RestoreVersionRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x17\n\x07lock_id\x18\x03 \x01(\tR\x06lockId"O\n\x16RestoreVersionResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata"N\n\x14DownloadStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"\xae\x01\n\x15DownloadStateResponse\x127\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataH\x00R\x08metadata\x12\x16\n\x05chunk\x18\x02 \x01(\x0cH\x00R\x05chunk\x129\n\x08checksum\x18\x03 \x01(\x0b2\x1b.tfstate.v1.ContentChecksumH\x00R\x08checksumB\t\n\x07payload"B\n\x0fContentChecksum\x12\x1d\n\nsize_bytes\x18\x01 \x01(\x03R\tsizeBytes\x12\x10\n\x03md5\x18\x02 \x01(\x0cR\x03md5"p\n\x12UploadStateRequest\x127\n\x06header\x18\x01 \x01(\x0b2\x1d.tfstate.v1.UploadStateHeaderH\x00R\x06header\x12\x16\n\x05chunk\x18\x02 \x01(\x0cH\x00R\x05chunkB\t\n\x07payload"\x8f\x01\n\x11UploadStateHeader\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId\x12"\n\nsize_bytes\x18\x03 \x01(\x03H\x00R\tsizeBytes\x88\x01\x01\x12\x10\n\x03md5\x18\x04 \x01(\x0cR\x03md5B\r\n\x0b_size_bytes"L\n\x13UploadStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata*W\n\tLockState\x12\x1a\n\x16LOCK_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13LOCK_STATE_UNLOCKED\x10\x01\x12\x15\n\x11LOCK_STATE_LOCKED\x10\x02*\xaf\x01\n\rLockEventKind\x12\x1f\n\x1bLOCK_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18LOCK_EVENT_KIND_SNAPSHOT\x10\x01\x12%\n!LOCK_EVENT_KIND_SNAPSHOT_COMPLETE\x10\x02\x12\x1a\n\x16LOCK_EVENT_KIND_LOCKED\x10\x03\x12\x1c\n\x18LOCK_EVENT_KIND_UNLOCKED\x10\x042\xc8\x07\n\x0cStateService\x12J\n\x08GetState\x12\x1b.tfstate.v1.GetStateRequest\x1a\x1c.tfstate.v1.GetStateResponse"\x03\x90\x02\x01\x12E\n\x08PutState\x12\x1b.tfstate.v1.PutStateRequest\x1a\x1c.tfstate.v1.PutStateResponse\x12S\n\x0bDeleteState\x12\x1e.tfstate.v1.DeleteStateRequest\x1a\x1f.tfstate.v1.DeleteStateResponse"\x03\x90\x02\x02\x12>\n\x04Lock\x12\x17.tfstate.v1.LockRequest\x1a\x18.tfstate.v1.LockResponse"\x03\x90\x02\x02\x12D\n\x06Unlock\x12\x19.tfstate.v1.UnlockRequest\x1a\x1a.tfstate.v1.UnlockResponse"\x03\x90\x02\x02\x12G\n\x07GetLock\x12\x1a.tfstate.v1.GetLockRequest\x1a\x1b.tfstate.v1.GetLockResponse"\x03\x90\x02\x01\x12O\n\tWatchLock\x12\x1c.tfstate.v1.WatchLockRequest\x1a\x1d.tfstate.v1.WatchLockResponse"\x03\x90\x02\x010\x01\x12V\n\x0cListVersions\x12\x1f.tfstate.v1.ListVersionsRequest\x1a .tfstate.v1.ListVersionsResponse"\x03\x90\x02\x01\x12P\n\nGetVersion\x12\x1d.tfstate.v1.GetVersionRequest\x1a\x1e.tfstate.v1.GetVersionResponse"\x03\x90\x02\x01\x12W\n\x0eRestoreVersion\x12!.tfstate.v1.RestoreVersionRequest\x1a".tfstate.v1.RestoreVersionResponse\x12[\n\rDownloadState\x12 .tfstate.v1.DownloadStateRequest\x1a!.tfstate.v1.DownloadStateResponse"\x03\x90\x02\x010\x01\x12P\n\x0bUploadState\x12\x1e.tfstate.v1.UploadStateRequest\x1a\x1f.tfstate.v1.UploadStateResponse(\x01B\xb4\x01\n\x0ecom.tfstate.v1B\x11StateServiceProtoP\x01ZFgithub.com/oci-tfstate/oci-tfstate/clients/go/gen/tfstate/v1;tfstatev1\xa2\x02\x03TXX\xaa\x02\nTfstate.V1\xca\x02\nTfstate\\V1\xe2\x02\x16Tfstate\\V1\\GPBMetadata\xea\x02\x0bTfstate::V1b\x06proto3',
+    b'\n\x1etfstate/v1/state_service.proto\x12\ntfstate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\x1a\x16tfstate/v1/state.proto\x1a\x18tfstate/v1/summary.proto"S\n\x0fGetStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12"\n\rif_none_match\x18\x02 \x01(\tR\x0bifNoneMatch"\x82\x01\n\x10GetStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state\x12!\n\x0cnot_modified\x18\x03 \x01(\x08R\x0bnotModified"p\n\x0fPutStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state\x12\x17\n\x07lock_id\x18\x03 \x01(\tR\x06lockId\x12\x10\n\x03md5\x18\x04 \x01(\x0cR\x03md5"I\n\x10PutStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata"K\n\x12DeleteStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId"\x15\n\x13DeleteStateResponse"\x84\x01\n\x0bLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12(\n\x04lock\x18\x02 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12-\n\x04wait\x18\x03 \x01(\x0b2\x19.google.protobuf.DurationR\x04wait"\x95\x01\n\x0cLockResponse\x12(\n\x04lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x02 \x01(\x03R\ngeneration\x12;\n\x0bexpire_time\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\nexpireTime"\\\n\rUnlockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId\x12\x14\n\x05force\x18\x03 \x01(\x08R\x05force"K\n\x0eUnlockResponse\x129\n\rreleased_lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x0creleasedLock".\n\x0eGetLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace"\xc5\x01\n\x0fGetLockResponse\x12(\n\x04lock\x18\x01 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x02 \x01(\x03R\ngeneration\x12;\n\x0bexpire_time\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\nexpireTime\x12+\n\x05state\x18\x04 \x01(\x0e2\x15.tfstate.v1.LockStateR\x05state"0\n\x10WatchLockRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace"\xe9\x01\n\x11WatchLockResponse\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12-\n\x04kind\x18\x02 \x01(\x0e2\x19.tfstate.v1.LockEventKindR\x04kind\x12(\n\x04lock\x18\x03 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x12\x1e\n\ngeneration\x18\x04 \x01(\x03R\ngeneration\x12=\n\x0cobserve_time\x18\x05 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bobserveTime"o\n\x13ListVersionsRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken"t\n\x14ListVersionsResponse\x124\n\x08versions\x18\x01 \x03(\x0b2\x18.tfstate.v1.StateVersionR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"K\n\x11GetVersionRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"a\n\x12GetVersionResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata\x12\x14\n\x05state\x18\x02 \x01(\x0cR\x05state"h\n\x15RestoreVersionRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x17\n\x07lock_id\x18\x03 \x01(\tR\x06lockId"O\n\x16RestoreVersionResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata"N\n\x14DownloadStateRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"\xae\x01\n\x15DownloadStateResponse\x127\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataH\x00R\x08metadata\x12\x16\n\x05chunk\x18\x02 \x01(\x0cH\x00R\x05chunk\x129\n\x08checksum\x18\x03 \x01(\x0b2\x1b.tfstate.v1.ContentChecksumH\x00R\x08checksumB\t\n\x07payload"B\n\x0fContentChecksum\x12\x1d\n\nsize_bytes\x18\x01 \x01(\x03R\tsizeBytes\x12\x10\n\x03md5\x18\x02 \x01(\x0cR\x03md5"p\n\x12UploadStateRequest\x127\n\x06header\x18\x01 \x01(\x0b2\x1d.tfstate.v1.UploadStateHeaderH\x00R\x06header\x12\x16\n\x05chunk\x18\x02 \x01(\x0cH\x00R\x05chunkB\t\n\x07payload"\x8f\x01\n\x11UploadStateHeader\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n\x07lock_id\x18\x02 \x01(\tR\x06lockId\x12"\n\nsize_bytes\x18\x03 \x01(\x03H\x00R\tsizeBytes\x88\x01\x01\x12\x10\n\x03md5\x18\x04 \x01(\x0cR\x03md5B\r\n\x0b_size_bytes"L\n\x13UploadStateResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata"P\n\x16GetStateSummaryRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"\x84\x01\n\x17GetStateSummaryResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata\x122\n\x07summary\x18\x02 \x01(\x0b2\x18.tfstate.v1.StateSummaryR\x07summary"K\n\x11GetOutputsRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"\xc7\x01\n\x12GetOutputsResponse\x125\n\x08metadata\x18\x01 \x01(\x0b2\x19.tfstate.v1.StateMetadataR\x08metadata\x12/\n\x06format\x18\x02 \x01(\x0e2\x17.tfstate.v1.StateFormatR\x06format\x121\n\x07outputs\x18\x03 \x03(\x0b2\x17.tfstate.v1.StateOutputR\x07outputs\x12\x16\n\x06serial\x18\x04 \x01(\x03R\x06serial"u\n\x13DiffVersionsRequest\x12\x1c\n\tworkspace\x18\x01 \x01(\tR\tworkspace\x12!\n\x0cfrom_version\x18\x02 \x01(\x03R\x0bfromVersion\x12\x1d\n\nto_version\x18\x03 \x01(\x03R\ttoVersion"\xfd\x01\n\x14DiffVersionsResponse\x12(\n\x04from\x18\x01 \x01(\x0b2\x14.tfstate.v1.DiffSideR\x04from\x12$\n\x02to\x18\x02 \x01(\x0b2\x14.tfstate.v1.DiffSideR\x02to\x128\n\tresources\x18\x03 \x03(\x0b2\x1a.tfstate.v1.ResourceChangeR\tresources\x122\n\x07outputs\x18\x04 \x03(\x0b2\x18.tfstate.v1.OutputChangeR\x07outputs\x12\'\n\x0fpaths_truncated\x18\x05 \x01(\x08R\x0epathsTruncated"n\n\x08DiffSide\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12\x16\n\x06digest\x18\x02 \x01(\tR\x06digest\x12\x16\n\x06serial\x18\x03 \x01(\x03R\x06serial\x12\x18\n\x07lineage\x18\x04 \x01(\tR\x07lineage"\xa4\x01\n\x0eResourceChange\x12\x18\n\x07address\x18\x01 \x01(\tR\x07address\x12*\n\x04kind\x18\x02 \x01(\x0e2\x16.tfstate.v1.ChangeKindR\x04kind\x12#\n\rchanged_paths\x18\x03 \x03(\tR\x0cchangedPaths\x12\'\n\x0fpaths_truncated\x18\x04 \x01(\x08R\x0epathsTruncated"\xa4\x01\n\x0cOutputChange\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12*\n\x04kind\x18\x02 \x01(\x0e2\x16.tfstate.v1.ChangeKindR\x04kind\x12+\n\x04from\x18\x03 \x01(\x0b2\x17.tfstate.v1.StateOutputR\x04from\x12\'\n\x02to\x18\x04 \x01(\x0b2\x17.tfstate.v1.StateOutputR\x02to*W\n\tLockState\x12\x1a\n\x16LOCK_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13LOCK_STATE_UNLOCKED\x10\x01\x12\x15\n\x11LOCK_STATE_LOCKED\x10\x02*\xaf\x01\n\rLockEventKind\x12\x1f\n\x1bLOCK_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18LOCK_EVENT_KIND_SNAPSHOT\x10\x01\x12%\n!LOCK_EVENT_KIND_SNAPSHOT_COMPLETE\x10\x02\x12\x1a\n\x16LOCK_EVENT_KIND_LOCKED\x10\x03\x12\x1c\n\x18LOCK_EVENT_KIND_UNLOCKED\x10\x04*r\n\nChangeKind\x12\x1b\n\x17CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11CHANGE_KIND_ADDED\x10\x01\x12\x17\n\x13CHANGE_KIND_REMOVED\x10\x02\x12\x17\n\x13CHANGE_KIND_CHANGED\x10\x032\xd3\t\n\x0cStateService\x12J\n\x08GetState\x12\x1b.tfstate.v1.GetStateRequest\x1a\x1c.tfstate.v1.GetStateResponse"\x03\x90\x02\x01\x12E\n\x08PutState\x12\x1b.tfstate.v1.PutStateRequest\x1a\x1c.tfstate.v1.PutStateResponse\x12S\n\x0bDeleteState\x12\x1e.tfstate.v1.DeleteStateRequest\x1a\x1f.tfstate.v1.DeleteStateResponse"\x03\x90\x02\x02\x12>\n\x04Lock\x12\x17.tfstate.v1.LockRequest\x1a\x18.tfstate.v1.LockResponse"\x03\x90\x02\x02\x12D\n\x06Unlock\x12\x19.tfstate.v1.UnlockRequest\x1a\x1a.tfstate.v1.UnlockResponse"\x03\x90\x02\x02\x12G\n\x07GetLock\x12\x1a.tfstate.v1.GetLockRequest\x1a\x1b.tfstate.v1.GetLockResponse"\x03\x90\x02\x01\x12O\n\tWatchLock\x12\x1c.tfstate.v1.WatchLockRequest\x1a\x1d.tfstate.v1.WatchLockResponse"\x03\x90\x02\x010\x01\x12V\n\x0cListVersions\x12\x1f.tfstate.v1.ListVersionsRequest\x1a .tfstate.v1.ListVersionsResponse"\x03\x90\x02\x01\x12P\n\nGetVersion\x12\x1d.tfstate.v1.GetVersionRequest\x1a\x1e.tfstate.v1.GetVersionResponse"\x03\x90\x02\x01\x12W\n\x0eRestoreVersion\x12!.tfstate.v1.RestoreVersionRequest\x1a".tfstate.v1.RestoreVersionResponse\x12[\n\rDownloadState\x12 .tfstate.v1.DownloadStateRequest\x1a!.tfstate.v1.DownloadStateResponse"\x03\x90\x02\x010\x01\x12P\n\x0bUploadState\x12\x1e.tfstate.v1.UploadStateRequest\x1a\x1f.tfstate.v1.UploadStateResponse(\x01\x12_\n\x0fGetStateSummary\x12".tfstate.v1.GetStateSummaryRequest\x1a#.tfstate.v1.GetStateSummaryResponse"\x03\x90\x02\x01\x12P\n\nGetOutputs\x12\x1d.tfstate.v1.GetOutputsRequest\x1a\x1e.tfstate.v1.GetOutputsResponse"\x03\x90\x02\x01\x12V\n\x0cDiffVersions\x12\x1f.tfstate.v1.DiffVersionsRequest\x1a .tfstate.v1.DiffVersionsResponse"\x03\x90\x02\x01B\xb4\x01\n\x0ecom.tfstate.v1B\x11StateServiceProtoP\x01ZFgithub.com/oci-tfstate/oci-tfstate/clients/go/gen/tfstate/v1;tfstatev1\xa2\x02\x03TXX\xaa\x02\nTfstate.V1\xca\x02\nTfstate\\V1\xe2\x02\x16Tfstate\\V1\\GPBMetadata\xea\x02\x0bTfstate::V1b\x06proto3',
     [
         duration_pb.desc(),
         timestamp_pb.desc(),
         lock_pb.desc(),
         state_pb.desc(),
+        summary_pb.desc(),
     ],
     {
         "GetStateRequest": GetStateRequest,
@@ -1263,8 +1778,18 @@ _DESC = file_desc(
         "UploadStateRequest": UploadStateRequest,
         "UploadStateHeader": UploadStateHeader,
         "UploadStateResponse": UploadStateResponse,
+        "GetStateSummaryRequest": GetStateSummaryRequest,
+        "GetStateSummaryResponse": GetStateSummaryResponse,
+        "GetOutputsRequest": GetOutputsRequest,
+        "GetOutputsResponse": GetOutputsResponse,
+        "DiffVersionsRequest": DiffVersionsRequest,
+        "DiffVersionsResponse": DiffVersionsResponse,
+        "DiffSide": DiffSide,
+        "ResourceChange": ResourceChange,
+        "OutputChange": OutputChange,
         "LockState": LockState,
         "LockEventKind": LockEventKind,
+        "ChangeKind": ChangeKind,
     },
 )
 
