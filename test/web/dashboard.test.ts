@@ -90,7 +90,7 @@ function clean(w: Watched) {
   assert.deepEqual(w.foreign, [], "no request beyond the server's origin");
 }
 
-const anonymous = await serve();
+const anonymous = await serve(["--max-versions", "5"]);
 const fresh = await serve();
 const secret = {
   admin: `otfs_${randomBytes(32).toString("base64url")}`,
@@ -141,7 +141,7 @@ describe("dashboard, anonymous on loopback (npm start's default)", () => {
     await w.context.close();
   });
 
-  test("a lock taken by an http LOCK shows on the open list and page within 1 s, and goes on UNLOCK", async () => {
+  test("a lock taken by an http LOCK shows on the open list and page within 1 s, and goes on UNLOCK", async (t) => {
     const list = await openPage(url);
     await list.page.goto(`${url}/`);
     await list.page.locator(".live", { hasText: "live" }).waitFor({ timeout: 15_000 });
@@ -163,6 +163,8 @@ describe("dashboard, anonymous on loopback (npm start's default)", () => {
         .waitFor({ timeout: LIVE_MS }),
     ]);
     const shownAfter = Date.now() - locked;
+    // The lease comes from GetLock, asked when the change arrives.
+    await page.page.getByTestId("lock-fields").getByText("never (no lease)").waitFor({ timeout: 5_000 });
     const fields = (await page.page.getByTestId("lock-fields").textContent()) ?? "";
     for (const v of [
       info.ID,
@@ -184,6 +186,7 @@ describe("dashboard, anonymous on loopback (npm start's default)", () => {
       page.page.getByText("Nobody holds the lock").waitFor({ timeout: LIVE_MS }),
     ]);
     assert.ok(shownAfter < LIVE_MS, `shown ${shownAfter} ms after the LOCK answered`);
+    t.diagnostic(`the lock was on both pages ${shownAfter} ms after the LOCK answered`);
     clean(list);
     clean(page);
     await list.context.close();
@@ -277,7 +280,7 @@ async function serveWithIdentity() {
       "",
     ].join("\n"),
   );
-  return serve(["--tokens-file", tokens, "--policy-file", policy]);
+  return serve(["--tokens-file", tokens, "--policy-file", policy, "--lock-ttl", "10m"]);
 }
 
 describe("dashboard with identity on (--tokens-file, --policy-file)", () => {
@@ -325,6 +328,11 @@ describe("dashboard with identity on (--tokens-file, --policy-file)", () => {
     await w.page.locator('tr[data-workspace="team-a"]').waitFor({ timeout: 15_000 });
     await w.page.goto(`${url}/#/w/team-a`);
     await w.page.locator("#lock-title .badge.locked", { hasText: "deploy@ci" }).waitFor({ timeout: 15_000 });
+    // With --lock-ttl the panel shows when the holder's lease ends.
+    await w.page
+      .getByTestId("lock-fields")
+      .getByText(/\(in (9|10) min\)/)
+      .waitFor({ timeout: 5_000 });
     const button = w.page.getByRole("button", { name: "Force unlock" });
     await button.click();
     await w.page.getByRole("dialog").getByRole("button", { name: "Force unlock" }).click();

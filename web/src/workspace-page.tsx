@@ -120,7 +120,7 @@ function LockPanel({
             <dd>{exact(dateOf(lock.created)) || "—"}</dd>
             <dt>Lease ends</dt>
             <dd>
-              {expires ? `${exact(expires)} (in ${until(expires)})` : sameLock ? "never (no lease)" : "—"}
+              {expires ? `${exact(expires)} (in ${until(expires)})` : sameLock ? "never (no lease)" : "…"}
             </dd>
             <dt>Lock ID</dt>
             <dd class="mono wrap">{lock.id || "hidden (needs the lock permission)"}</dd>
