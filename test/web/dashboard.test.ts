@@ -136,6 +136,10 @@ describe("dashboard, anonymous on loopback (npm start's default)", () => {
       "app-staging",
     ]);
     await w.page.getByLabel("Filter by name").fill("");
+    await w.page.getByLabel("Sort by").selectOption("updated");
+    const byTime = await w.page.locator("tbody tr td:first-child a").allTextContents();
+    assert.deepEqual(byTime, ["network", "app-staging", "app-prod", "default"], "newest write first");
+    await w.page.getByLabel("Sort by").selectOption("name");
     await shot(w, "workspaces");
     clean(w);
     await w.context.close();
@@ -282,6 +286,42 @@ async function serveWithIdentity() {
   );
   return serve(["--tokens-file", tokens, "--policy-file", policy, "--lock-ttl", "10m"]);
 }
+
+test("more workspaces than a page come a page of ListWorkspaces at a time; the filter covers what is loaded", async () => {
+  const many = await serve();
+  const names = Array.from({ length: 130 }, (_, i) => `svc-${String(i).padStart(3, "0")}`);
+  for (let i = 0; i < names.length; i += 10) {
+    await Promise.all(
+      names.slice(i, i + 10).map(async (name) => {
+        const res = await fetch(`${many.url}/tfstate.v1.WorkspaceService/CreateWorkspace`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ name }),
+        });
+        assert.equal(res.status, 200, await res.text());
+      }),
+    );
+  }
+  const w = await openPage(many.url);
+  await w.page.goto(`${many.url}/`);
+  const rows = w.page.locator("tbody tr");
+  await rows.first().waitFor({ timeout: 15_000 });
+  assert.equal(await rows.count(), 100, "the first page");
+  await w.page.getByText("100 workspaces loaded; more on the server.").waitFor();
+  await w.page.getByLabel("Filter by name").fill("svc-12");
+  assert.equal(await rows.count(), 0, "svc-120… are on the next page");
+  await w.page.getByRole("button", { name: "Load 100 more" }).click();
+  await w.page.locator('tr[data-workspace="svc-129"]').waitFor({ timeout: 15_000 });
+  assert.deepEqual(
+    await w.page.locator("tbody tr td:first-child a").allTextContents(),
+    names.filter((n) => n.startsWith("svc-12")),
+  );
+  await w.page.getByLabel("Filter by name").fill("");
+  assert.equal(await rows.count(), 131, "130 and default");
+  assert.equal(await w.page.getByRole("button", { name: "Load 100 more" }).count(), 0, "the last page");
+  clean(w);
+  await w.context.close();
+});
 
 describe("dashboard with identity on (--tokens-file, --policy-file)", () => {
   const { url } = identity;
