@@ -230,6 +230,17 @@ describe("dashboard, anonymous on loopback (npm start's default)", () => {
     await w.context.close();
   });
 
+  test("a workspace that does not exist is said so in words, not a blank page or an endless retry", async () => {
+    const w = await openPage(url);
+    await w.page.goto(`${url}/#/w/no-such-workspace`);
+    const alert = w.page.getByRole("alert").first();
+    await alert.waitFor({ timeout: 15_000 });
+    assert.match((await alert.textContent()) ?? "", /Not found: .*no-such-workspace/);
+    assert.equal(await w.page.getByText("reconnecting").count(), 0);
+    assert.equal(await w.page.getByRole("button", { name: "Force unlock" }).count(), 0);
+    await w.context.close();
+  });
+
   test("works at 360 px (no sideways scrolling) and on a 4K screen", async () => {
     for (const [name, viewport] of [
       ["workspaces-360px", { width: 360, height: 740 }],

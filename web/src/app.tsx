@@ -1,5 +1,5 @@
 /** The frame: header with the session, and the screen the hash names. */
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useErrorBoundary, useState } from "preact/hooks";
 import { useRoute } from "./route.ts";
 import { currentToken, onTokenChange, setToken } from "./session.ts";
 import { SignIn } from "./sign-in.tsx";
@@ -12,6 +12,8 @@ export function App() {
   const [session, setSession] = useState(0);
   useEffect(() => onTokenChange(() => setSession((s) => s + 1)), []);
   const signedIn = currentToken() !== undefined;
+  // A bug in a screen shows as words, never as a blank page.
+  const [crash, resetCrash] = useErrorBoundary();
   return (
     <>
       <a class="skip" href="#main">
@@ -35,7 +37,16 @@ export function App() {
         </nav>
       </header>
       <main id="main" tabIndex={-1}>
-        {route.screen === "sign-in" ? (
+        {crash ? (
+          <div class="problem" role="alert">
+            <p>This screen failed: {crash instanceof Error ? crash.message : String(crash)}.</p>
+            <p>
+              <button type="button" onClick={resetCrash}>
+                Try again
+              </button>
+            </p>
+          </div>
+        ) : route.screen === "sign-in" ? (
           <SignIn />
         ) : route.screen === "workspace" ? (
           <WorkspacePage key={`${route.name}/${session}`} name={route.name} session={session} />

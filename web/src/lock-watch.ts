@@ -13,8 +13,10 @@ export interface LockView {
   locks: ReadonlyMap<string, LockInfo>;
   /** The snapshot has arrived and changes are being pushed. */
   live: boolean;
-  /** Why the stream is down (it is being opened again unless signing in is needed). */
+  /** Why the stream is down. */
   problem: Problem | undefined;
+  /** The stream is being opened again (not when a person must act: sign in, a missing workspace). */
+  retrying: boolean;
   /** Bumped on every change, for views that refresh details when a lock goes. */
   changes: number;
   /** The last workspace an event was about. */
@@ -25,6 +27,7 @@ const INITIAL: LockView = {
   locks: new Map(),
   live: false,
   problem: undefined,
+  retrying: false,
   changes: 0,
   lastChanged: undefined,
 };
@@ -54,6 +57,7 @@ export function useLockWatch(workspace: string, session: unknown): LockView {
               locks,
               live: true,
               problem: undefined,
+              retrying: false,
               changes: v.changes + 1,
               lastChanged: "",
             }));
@@ -68,6 +72,7 @@ export function useLockWatch(workspace: string, session: unknown): LockView {
               locks: next,
               live: true,
               problem: undefined,
+              retrying: false,
               changes: v.changes + 1,
               lastChanged: ev.workspace,
             }));
@@ -77,8 +82,10 @@ export function useLockWatch(workspace: string, session: unknown): LockView {
       } catch (err) {
         if (stop.signal.aborted) return;
         const problem = describe(err);
-        setView((v) => ({ ...v, live: false, problem }));
-        if (problem.kind === "unauthenticated") return;
+        // Signing in, or a workspace that is not there (or not for this caller), needs a person.
+        const retrying = problem.kind === "other" && ConnectError.from(err).code !== Code.NotFound;
+        setView((v) => ({ ...v, live: false, problem, retrying }));
+        if (!retrying) return;
         timer = window.setTimeout(run, backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }

@@ -8,7 +8,7 @@ import { client, describe, type Problem } from "./api.ts";
 import { NewWorkspaceSnippet } from "./backend-snippet.tsx";
 import { ago, bytes, dateOf, exact } from "./format.ts";
 import { LockBadge } from "./lock-badge.tsx";
-import { useLockWatch } from "./lock-watch.ts";
+import { type LockView, useLockWatch } from "./lock-watch.ts";
 import { ProblemNote } from "./problem.tsx";
 import { workspaceHref } from "./route.ts";
 
@@ -79,7 +79,7 @@ export function WorkspaceList({ session }: { session: number }) {
     <section aria-labelledby="ws-title">
       <div class="title-row">
         <h1 id="ws-title">Workspaces</h1>
-        <LiveNote live={watch.live} problem={watch.problem} />
+        <LiveNote {...watch} />
       </div>
       {problem && <ProblemNote problem={problem} />}
       <div class="controls">
@@ -156,7 +156,7 @@ export function WorkspaceList({ session }: { session: number }) {
   );
 }
 
-export function LiveNote({ live, problem }: { live: boolean; problem: Problem | undefined }) {
+export function LiveNote({ live, problem, retrying }: Pick<LockView, "live" | "problem" | "retrying">) {
   if (live) {
     return (
       <span class="live" title="Lock changes are pushed by the server (WatchLock)">
@@ -164,7 +164,8 @@ export function LiveNote({ live, problem }: { live: boolean; problem: Problem | 
       </span>
     );
   }
-  if (problem?.kind === "unauthenticated") return null;
+  // The screen shows the problem itself when a person must act.
+  if (problem && !retrying) return null;
   return (
     <span class="live off" role="status">
       {problem ? `lock updates interrupted, reconnecting: ${problem.message}` : "connecting…"}

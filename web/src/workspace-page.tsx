@@ -43,7 +43,7 @@ export function WorkspacePage({ name, session }: { name: string; session: number
       </p>
       <div class="title-row">
         <h1 id="ws-name">{name}</h1>
-        <LiveNote live={watch.live} problem={watch.problem} />
+        <LiveNote {...watch} />
       </div>
       {problem && <ProblemNote problem={problem} />}
       {ws && (
