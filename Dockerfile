@@ -30,6 +30,8 @@ WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --chown=root:root package.json ./
 COPY --chown=root:root src ./src
+# The dashboard, built and committed (npm run build:web; CI checks it matches web/): served at /.
+COPY --chown=root:root web/dist ./web/dist
 # The embedded store (an OCI image layout) lives on a volume owned by the unprivileged user; the
 # application files stay root-owned and read-only to it.
 RUN mkdir -p /data && chown node:node /data \

@@ -16,6 +16,7 @@ import { identityOptions } from "./config/identity-config.ts";
 import { ConfigError, loadConfig } from "./config/load.ts";
 import { createCoordinator } from "./coordinator/index.ts";
 import { isTfstateError } from "./errors.ts";
+import { loadDashboard } from "./http/dashboard.ts";
 import { stopGracefully } from "./http/lifecycle.ts";
 import { createServer } from "./http/server.ts";
 import { createJsonLogger, type Logger } from "./log.ts";
@@ -147,6 +148,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
     allowedOrigins: config.allowedOrigins,
     allowedHosts: config.allowedHosts,
     audit,
+    dashboard: await loadDashboard(),
     // Without identity configured: everyone is the anonymous principal (allowAll).
     authenticate: auth?.authenticate,
     routes: [

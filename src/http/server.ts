@@ -34,6 +34,7 @@ import { answerGuard, answerGuardOnStream, createBrowserGuards } from "./browser
 import { type Call, CallRegistry, clientGone } from "./call-registry.ts";
 import { COMPRESS_MIN_BYTES, SERVER_COMPRESSIONS } from "./compression.ts";
 import { ConnectionTracker } from "./connections.ts";
+import type { Dashboard } from "./dashboard.ts";
 import { createListener, type NodeHandler, type NodeRequest, type NodeResponse } from "./listener.ts";
 import { PROBE_PATHS, serveProbe } from "./probes.ts";
 import { pathOf, requestHeaders } from "./request-parts.ts";
@@ -102,6 +103,8 @@ export interface ServerOptions {
   allowedHosts?: readonly string[] | undefined;
   /** Where the audit records of state reads and changes go; default: none are made. */
   audit?: AuditLog | undefined;
+  /** The browser dashboard's files (dashboard.ts `loadDashboard`), served at `/`; default: none. */
+  dashboard?: Dashboard | undefined;
 }
 
 export interface ServerAddress {
@@ -277,6 +280,11 @@ export function createServer(opts: ServerOptions): TfstateServer {
     const noReuse = () => {
       if (!http2 && !res.headersSent) res.setHeader("connection", "close");
     };
+    // The dashboard's files: after the guards, before the routes and RPCs (no path of theirs overlaps).
+    if (opts.dashboard?.has(path)) {
+      opts.dashboard.serve(req, res, path);
+      return;
+    }
     const route = routes.find((r) => matches(r.prefix, path));
     if (route) {
       await withCall(false, req, res, (call) => {
