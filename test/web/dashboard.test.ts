@@ -6,11 +6,13 @@
  * with --tokens-file the page asks for a token, says plainly when one is refused, and a token
  * without force-unlock gets the button disabled with the permission named. Every page runs under
  * the served Content-Security-Policy with no violation and no request beyond the server's origin.
- * The tests write the screenshots in docs/screenshots/.
+ * The tests take screenshots of the main screens: into docs/screenshots/ (the README's) with
+ * OCI_TFSTATE_SCREENSHOTS=docs, else into a temp dir, so a test run leaves the tree as it was.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { sha256 } from "../../src/auth/token-set.ts";
@@ -19,7 +21,10 @@ import { type RegistryHandle, startRegistry } from "../harness/registry.ts";
 import { closeClients, newLockInfo, rawRequest, stateDoc, TofuHttpClient } from "../tfhttp/tofu-client.ts";
 import { cspViolations, openPage, type Watched } from "./browser.ts";
 
-const SHOTS = path.resolve("docs/screenshots");
+const SHOTS =
+  process.env.OCI_TFSTATE_SCREENSHOTS === "docs"
+    ? path.resolve("docs/screenshots")
+    : await mkdtemp(path.join(tmpdir(), "oci-tfstate-shots-"));
 /** The dashboard's promise: a pushed lock change is on screen within this. */
 const LIVE_MS = 1000;
 
@@ -27,6 +32,7 @@ const LIVE_MS = 1000;
 const registry: RegistryHandle = await startRegistry();
 await mkdir(SHOTS, { recursive: true });
 after(async () => {
+  if (process.env.OCI_TFSTATE_SCREENSHOTS !== "docs") await rm(SHOTS, { recursive: true, force: true });
   closeClients();
   await registry.stop();
 });
