@@ -1,0 +1,36 @@
+/**
+ * What the caller may do on a workspace, from Workspace.caller_permissions when the server sends
+ * it: buttons the principal may not use are disabled up front with the permission named. Without
+ * the field (an older server) every button is offered and a 403 disables it afterwards, with the
+ * server's reason (`refusals`).
+ */
+import type { Workspace } from "@oci-tfstate/client/web";
+
+export type Permission = "read" | "read-outputs" | "write" | "lock" | "force-unlock" | "admin";
+
+/** The caller's permissions on the workspace, implications included; undefined when not sent. */
+export function permissionsOf(ws: Workspace | undefined): ReadonlySet<string> | undefined {
+  const granted = (ws as { callerPermissions?: unknown } | undefined)?.callerPermissions;
+  if (!Array.isArray(granted)) return undefined;
+  const out = new Set<string>(granted.filter((p): p is string => typeof p === "string"));
+  // As the server's policy reads them: admin implies all, read implies read-outputs.
+  if (out.has("admin")) for (const p of ["read", "read-outputs", "write", "lock", "force-unlock"]) out.add(p);
+  if (out.has("read")) out.add("read-outputs");
+  return out;
+}
+
+/** Why the caller may not do what needs `need`, or undefined when it may (or nobody knows yet). */
+export function missing(ws: Workspace | undefined, need: Permission): string | undefined {
+  const perms = permissionsOf(ws);
+  if (perms === undefined || perms.has(need)) return undefined;
+  return `needs the ${need} permission`;
+}
+
+/** Refusals (403) the server gave this session, by workspace and action: the reason it gave. */
+const refused = new Map<string, string>();
+const key = (workspace: string, action: string) => `${action}\u0000${workspace}`;
+
+export const refusals = {
+  get: (workspace: string, action: string) => refused.get(key(workspace, action)),
+  set: (workspace: string, action: string, reason: string) => refused.set(key(workspace, action), reason),
+};
