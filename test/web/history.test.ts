@@ -249,6 +249,11 @@ describe("the state screens, on states written by tofu apply", () => {
     const [newest, oldest] = [rows.nth(0), rows.nth(1)];
     await newest.locator(".badge.current").waitFor();
     assert.equal(await oldest.locator(".badge.current").count(), 0);
+    assert.equal(
+      await newest.getByRole("button", { name: "Restore" }).count(),
+      0,
+      "the current one is not offered",
+    );
     // The serial per row comes from each version's summary.
     await oldest.getByRole("cell", { name: String(first.serial), exact: true }).waitFor({ timeout: 10_000 });
     await newest.getByRole("cell", { name: String(second.serial), exact: true }).waitFor({ timeout: 10_000 });
@@ -347,6 +352,10 @@ describe("the state screens, on states written by tofu apply", () => {
     await reason.waitFor({ timeout: 10_000 });
     assert.match((await reason.textContent()) ?? "", /admin/);
     assert.ok(await restore.isDisabled());
+    // Every version's Restore, not only the one tried.
+    const all = w.page.locator("table.versions").getByRole("button", { name: "Restore" });
+    assert.ok((await all.count()) >= 2);
+    for (const b of await all.all()) assert.ok(await b.isDisabled());
     // Reading is allowed: download and diff stay enabled.
     assert.ok(await row.getByRole("button", { name: /^Download v/ }).isEnabled());
     assert.deepEqual(await storedBytes(WS), before, "nothing was restored");

@@ -4,7 +4,7 @@
  * as a lock), and the reason tied to the button for screen readers.
  */
 import type { ComponentChildren } from "preact";
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { describe, type Problem } from "./api.ts";
 import { refusals } from "./permissions.ts";
 
@@ -52,6 +52,7 @@ export function GuardedButton({
  */
 export function useGuardedCall(workspace: string, action: string) {
   const [denied, setDenied] = useState(refusals.get(workspace, action));
+  useEffect(() => refusals.subscribe(() => setDenied(refusals.get(workspace, action))), [workspace, action]);
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<Problem | undefined>(undefined);
   const run = async (call: () => Promise<void>): Promise<boolean> => {
@@ -64,7 +65,6 @@ export function useGuardedCall(workspace: string, action: string) {
       const p = describe(err);
       if (p.kind === "denied") {
         refusals.set(workspace, action, p.message);
-        setDenied(p.message);
       } else {
         setProblem(p);
       }

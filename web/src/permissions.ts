@@ -26,11 +26,22 @@ export function missing(ws: Workspace | undefined, need: Permission): string | u
   return `needs the ${need} permission`;
 }
 
-/** Refusals (403) the server gave this session, by workspace and action: the reason it gave. */
+/**
+ * Refusals (403) the server gave this session, by workspace and action: the reason it gave. Every
+ * button for the same action on the workspace (one per version row) is told at once.
+ */
 const refused = new Map<string, string>();
+const listeners = new Set<() => void>();
 const key = (workspace: string, action: string) => `${action}\u0000${workspace}`;
 
 export const refusals = {
   get: (workspace: string, action: string) => refused.get(key(workspace, action)),
-  set: (workspace: string, action: string, reason: string) => refused.set(key(workspace, action), reason),
+  set(workspace: string, action: string, reason: string) {
+    refused.set(key(workspace, action), reason);
+    for (const l of listeners) l();
+  },
+  subscribe(l: () => void): () => void {
+    listeners.add(l);
+    return () => listeners.delete(l);
+  },
 };

@@ -43,13 +43,11 @@ export function DownloadButton({
 export function restoreBlocked(
   ws: Workspace | undefined,
   lock: LockInfo | undefined,
-  current: boolean,
   denied: string | undefined,
 ): string | undefined {
   return (
     missing(ws, "admin") ??
     denied ??
-    (current ? "already the current state" : undefined) ??
     (lock
       ? `refused while ${lock.who || "someone"} holds the lock${lock.operation ? ` (${lock.operation})` : ""}`
       : undefined)
@@ -61,14 +59,12 @@ export function RestoreButton({
   workspace,
   version,
   lock,
-  current,
   onRestored,
 }: {
   ws: Workspace | undefined;
   workspace: string;
   version: bigint;
   lock: LockInfo | undefined;
-  current: boolean;
   onRestored: (newVersion: bigint) => void;
 }) {
   const dialog = useRef<HTMLDialogElement>(null);
@@ -96,7 +92,7 @@ export function RestoreButton({
       <GuardedButton
         id={id}
         danger
-        reason={restoreBlocked(ws, lock, current, call.denied)}
+        reason={restoreBlocked(ws, lock, call.denied)}
         busy={call.busy}
         onClick={() => {
           setDone(undefined);

@@ -57,14 +57,17 @@ export function VersionView({
               </a>
             )}
             <DownloadButton ws={ws} workspace={workspace} version={version} id="download-version" />
-            <RestoreButton
-              ws={ws}
-              workspace={workspace}
-              version={version}
-              lock={lock}
-              current={current}
-              onRestored={onChanged}
-            />
+            {current ? (
+              <span class="muted">This version is the current state.</span>
+            ) : (
+              <RestoreButton
+                ws={ws}
+                workspace={workspace}
+                version={version}
+                lock={lock}
+                onRestored={onChanged}
+              />
+            )}
           </div>
           {summary && (
             <>

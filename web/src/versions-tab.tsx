@@ -60,7 +60,8 @@ export function VersionsTab({
         try {
           const res = await client.state.getStateSummary({ workspace, version: v.number });
           const s = res.summary;
-          text = s === undefined ? "—" : s.format === StateFormat.OPAQUE ? "—" : String(s.serial);
+          const readable = s !== undefined && (s.format === StateFormat.TERRAFORM_JSON || s.serial > 0n);
+          text = readable ? String(s.serial) : "—";
         } catch {
           text = "—";
         }
@@ -112,29 +113,32 @@ export function VersionsTab({
                 </td>
                 <td data-label="Serial">{serials.get(v.number) ?? "…"}</td>
                 <td data-label="Size">{bytes(v.storedSizeBytes)}</td>
-                <td data-label="Actions" class="row-actions">
-                  <a class="button" href={versionHref(workspace, v.number)}>
-                    View
-                  </a>
-                  {current ? null : (
-                    <a class="button" href={diffHref(workspace, v.number, 0n)}>
-                      Diff with current
+                <td data-label="Actions">
+                  <div class="row-actions">
+                    <a class="button" href={versionHref(workspace, v.number)}>
+                      View
                     </a>
-                  )}
-                  <DownloadButton
-                    ws={ws}
-                    workspace={workspace}
-                    version={v.number}
-                    id={`download-${v.number}`}
-                  />
-                  <RestoreButton
-                    ws={ws}
-                    workspace={workspace}
-                    version={v.number}
-                    lock={lock}
-                    current={current}
-                    onRestored={onChanged}
-                  />
+                    {current ? null : (
+                      <a class="button" href={diffHref(workspace, v.number, 0n)}>
+                        Diff with current
+                      </a>
+                    )}
+                    <DownloadButton
+                      ws={ws}
+                      workspace={workspace}
+                      version={v.number}
+                      id={`download-${v.number}`}
+                    />
+                    {!current && (
+                      <RestoreButton
+                        ws={ws}
+                        workspace={workspace}
+                        version={v.number}
+                        lock={lock}
+                        onRestored={onChanged}
+                      />
+                    )}
+                  </div>
                 </td>
               </tr>
             );
