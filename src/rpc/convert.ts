@@ -154,5 +154,6 @@ export function workspaceToProto(
     ...(w.hasState && updateTime ? { updateTime } : {}),
     ...(w.lock ? { lock: lockInfoToProto(shownHolder(w.lock, w.name, view)) } : {}),
     ...(w.hasState && summary ? { summary: summaryToProto(summary, false) } : {}),
+    callerPermissions: view.permissions(w.name),
   });
 }

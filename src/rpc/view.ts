@@ -5,6 +5,7 @@
  */
 import type { HandlerContext } from "@connectrpc/connect";
 import type { LockInfo } from "../oras/index.ts";
+import { PERMISSIONS, type Permission } from "../policy/permissions.ts";
 import { accessKey } from "./authorization.ts";
 
 export interface CallerView {
@@ -12,14 +13,24 @@ export interface CallerView {
   visible(workspace: string): boolean;
   /** The caller may see the lock ID of the workspace's holder (it has `lock` there). */
   lockIds(workspace: string): boolean;
+  /** The caller's permissions on the workspace, in PERMISSIONS order, implications expanded. */
+  permissions(workspace: string): Permission[];
 }
 
-const EVERYTHING: CallerView = { visible: () => true, lockIds: () => true };
+const EVERYTHING: CallerView = {
+  visible: () => true,
+  lockIds: () => true,
+  permissions: () => [...PERMISSIONS],
+};
 
 export function callerView(ctx: Pick<HandlerContext, "values">): CallerView {
   const access = ctx.values.get(accessKey);
   if (access === undefined) return EVERYTHING;
-  return { visible: (ws) => access.visible(ws), lockIds: (ws) => access.can("lock", ws) };
+  return {
+    visible: (ws) => access.visible(ws),
+    lockIds: (ws) => access.can("lock", ws),
+    permissions: (ws) => PERMISSIONS.filter((p) => access.can(p, ws)),
+  };
 }
 
 /** The holder as the caller may see it. */

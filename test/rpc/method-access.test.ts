@@ -260,6 +260,27 @@ describe("what a caller may not see is not shown", () => {
     }
   });
 
+  test("a workspace says what its caller may do to it, implications expanded, in one order", async () => {
+    await workspaces.createWorkspace({ name: "w-perms" }, as("only-admin"));
+    const of = async (token: string) =>
+      (await workspaces.getWorkspace({ name: "w-perms" }, as(token))).workspace?.callerPermissions;
+    assert.deepEqual(await of("only-lock"), ["lock"]);
+    assert.deepEqual(await of("only-read"), ["read", "read-outputs"]);
+    assert.deepEqual(await of("only-admin"), [...PERMISSIONS]);
+    assert.deepEqual(await of("but-admin"), ["read", "read-outputs", "write", "lock", "force-unlock"]);
+    const listed = await workspaces.listWorkspaces({}, as("only-write"));
+    assert.deepEqual(listed.workspaces.find((w) => w.name === "w-perms")?.callerPermissions, ["write"]);
+    const noPolicy = await fx.serve();
+    const open = createClient(WorkspaceService, createGrpcTransport({ baseUrl: noPolicy.url }));
+    // Whether this server shares the first one's repository or not.
+    await open.createWorkspace({ name: "w-perms" }).catch((e: unknown) => {
+      if (ConnectError.from(e).code !== Code.AlreadyExists) throw e;
+    });
+    assert.deepEqual((await open.getWorkspace({ name: "w-perms" })).workspace?.callerPermissions, [
+      ...PERMISSIONS,
+    ]);
+  });
+
   test("WatchLock of all workspaces carries only the workspaces the caller may see", async () => {
     const events: string[] = [];
     const ac = new AbortController();

@@ -110,9 +110,15 @@ type Workspace struct {
 	// Summaries are cached per state digest; ListWorkspaces computes missing
 	// ones only for states of at most 8 MiB stored and leaves larger ones
 	// unset until a GetWorkspace or GetStateSummary has computed them.
-	Summary       *StateSummary `protobuf:"bytes,8,opt,name=summary,proto3" json:"summary,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Summary *StateSummary `protobuf:"bytes,8,opt,name=summary,proto3" json:"summary,omitempty"`
+	// What the caller may do to this workspace under the server's policy, in
+	// this order and with implications expanded: `read`, `read-outputs`,
+	// `write`, `lock`, `force-unlock`, `admin`. Every one when the server has
+	// no policy. For a UI to disable what the server would refuse; the server
+	// checks every call regardless.
+	CallerPermissions []string `protobuf:"bytes,9,rep,name=caller_permissions,json=callerPermissions,proto3" json:"caller_permissions,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Workspace) Reset() {
@@ -201,12 +207,19 @@ func (x *Workspace) GetSummary() *StateSummary {
 	return nil
 }
 
+func (x *Workspace) GetCallerPermissions() []string {
+	if x != nil {
+		return x.CallerPermissions
+	}
+	return nil
+}
+
 var File_tfstate_v1_workspace_proto protoreflect.FileDescriptor
 
 const file_tfstate_v1_workspace_proto_rawDesc = "" +
 	"\n" +
 	"\x1atfstate/v1/workspace.proto\x12\n" +
-	"tfstate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\x1a\x18tfstate/v1/summary.proto\"\xb5\x02\n" +
+	"tfstate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\x1a\x18tfstate/v1/summary.proto\"\xe4\x02\n" +
 	"\tWorkspace\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\thas_state\x18\x02 \x01(\bR\bhasState\x12\x16\n" +
@@ -216,7 +229,8 @@ const file_tfstate_v1_workspace_proto_rawDesc = "" +
 	"updateTime\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x03R\aversion\x12(\n" +
 	"\x04lock\x18\a \x01(\v2\x14.tfstate.v1.LockInfoR\x04lock\x122\n" +
-	"\asummary\x18\b \x01(\v2\x18.tfstate.v1.StateSummaryR\asummary*b\n" +
+	"\asummary\x18\b \x01(\v2\x18.tfstate.v1.StateSummaryR\asummary\x12-\n" +
+	"\x12caller_permissions\x18\t \x03(\tR\x11callerPermissions*b\n" +
 	"\rWorkspaceView\x12\x1e\n" +
 	"\x1aWORKSPACE_VIEW_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14WORKSPACE_VIEW_BASIC\x10\x01\x12\x17\n" +

@@ -16,7 +16,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file tfstate/v1/workspace.proto.
  */
 export const file_tfstate_v1_workspace: GenFile = /*@__PURE__*/
-  fileDesc("Chp0ZnN0YXRlL3YxL3dvcmtzcGFjZS5wcm90bxIKdGZzdGF0ZS52MSLoAQoJV29ya3NwYWNlEgwKBG5hbWUYASABKAkSEQoJaGFzX3N0YXRlGAIgASgIEg4KBmRpZ2VzdBgDIAEoCRIZChFzdG9yZWRfc2l6ZV9ieXRlcxgEIAEoAxIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgGIAEoAxIiCgRsb2NrGAcgASgLMhQudGZzdGF0ZS52MS5Mb2NrSW5mbxIpCgdzdW1tYXJ5GAggASgLMhgudGZzdGF0ZS52MS5TdGF0ZVN1bW1hcnkqYgoNV29ya3NwYWNlVmlldxIeChpXT1JLU1BBQ0VfVklFV19VTlNQRUNJRklFRBAAEhgKFFdPUktTUEFDRV9WSUVXX0JBU0lDEAESFwoTV09SS1NQQUNFX1ZJRVdfRlVMTBACYgZwcm90bzM", [file_google_protobuf_timestamp, file_tfstate_v1_lock, file_tfstate_v1_summary]);
+  fileDesc("Chp0ZnN0YXRlL3YxL3dvcmtzcGFjZS5wcm90bxIKdGZzdGF0ZS52MSKEAgoJV29ya3NwYWNlEgwKBG5hbWUYASABKAkSEQoJaGFzX3N0YXRlGAIgASgIEg4KBmRpZ2VzdBgDIAEoCRIZChFzdG9yZWRfc2l6ZV9ieXRlcxgEIAEoAxIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgGIAEoAxIiCgRsb2NrGAcgASgLMhQudGZzdGF0ZS52MS5Mb2NrSW5mbxIpCgdzdW1tYXJ5GAggASgLMhgudGZzdGF0ZS52MS5TdGF0ZVN1bW1hcnkSGgoSY2FsbGVyX3Blcm1pc3Npb25zGAkgAygJKmIKDVdvcmtzcGFjZVZpZXcSHgoaV09SS1NQQUNFX1ZJRVdfVU5TUEVDSUZJRUQQABIYChRXT1JLU1BBQ0VfVklFV19CQVNJQxABEhcKE1dPUktTUEFDRV9WSUVXX0ZVTEwQAmIGcHJvdG8z", [file_google_protobuf_timestamp, file_tfstate_v1_lock, file_tfstate_v1_summary]);
 
 /**
  * Workspace is a Terraform/OpenTofu workspace: one named state in the
@@ -94,6 +94,17 @@ export type Workspace = Message<"tfstate.v1.Workspace"> & {
    * @generated from field: tfstate.v1.StateSummary summary = 8;
    */
   summary?: StateSummary | undefined;
+
+  /**
+   * What the caller may do to this workspace under the server's policy, in
+   * this order and with implications expanded: `read`, `read-outputs`,
+   * `write`, `lock`, `force-unlock`, `admin`. Every one when the server has
+   * no policy. For a UI to disable what the server would refuse; the server
+   * checks every call regardless.
+   *
+   * @generated from field: repeated string caller_permissions = 9;
+   */
+  callerPermissions: string[];
 };
 
 /**

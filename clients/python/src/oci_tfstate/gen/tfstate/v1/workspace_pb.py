@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .summary_pb import StateSummary
 
 
-_WorkspaceFields: TypeAlias = Literal["name", "has_state", "digest", "stored_size_bytes", "update_time", "version", "lock", "summary"]
+_WorkspaceFields: TypeAlias = Literal["name", "has_state", "digest", "stored_size_bytes", "update_time", "version", "lock", "summary", "caller_permissions"]
 
 class Workspace(Message[_WorkspaceFields]):
     """
@@ -99,9 +99,19 @@ class Workspace(Message[_WorkspaceFields]):
             ```proto
             optional tfstate.v1.StateSummary summary = 8;
             ```
+        caller_permissions:
+            What the caller may do to this workspace under the server's policy, in
+            this order and with implications expanded: `read`, `read-outputs`,
+            `write`, `lock`, `force-unlock`, `admin`. Every one when the server has
+            no policy. For a UI to disable what the server would refuse; the server
+            checks every call regardless.
+
+            ```proto
+            repeated string caller_permissions = 9;
+            ```
     """
 
-    __slots__ = ("name", "has_state", "digest", "stored_size_bytes", "update_time", "version", "lock", "summary")
+    __slots__ = ("name", "has_state", "digest", "stored_size_bytes", "update_time", "version", "lock", "summary", "caller_permissions")
 
     if TYPE_CHECKING:
 
@@ -116,6 +126,7 @@ class Workspace(Message[_WorkspaceFields]):
             version: int = 0,
             lock: LockInfo | None = None,
             summary: StateSummary | None = None,
+            caller_permissions: list[str] | None = None,
         ) -> None:
             pass
 
@@ -127,6 +138,7 @@ class Workspace(Message[_WorkspaceFields]):
         version: int
         lock: LockInfo | None
         summary: StateSummary | None
+        caller_permissions: list[str]
 
 class WorkspaceView(Enum):
     """
@@ -165,7 +177,7 @@ class WorkspaceView(Enum):
 
 
 _DESC = file_desc(
-    b'\n\x1atfstate/v1/workspace.proto\x12\ntfstate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\x1a\x18tfstate/v1/summary.proto"\xb5\x02\n\tWorkspace\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n\thas_state\x18\x02 \x01(\x08R\x08hasState\x12\x16\n\x06digest\x18\x03 \x01(\tR\x06digest\x12*\n\x11stored_size_bytes\x18\x04 \x01(\x03R\x0fstoredSizeBytes\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b2\x1a.google.protobuf.TimestampR\nupdateTime\x12\x18\n\x07version\x18\x06 \x01(\x03R\x07version\x12(\n\x04lock\x18\x07 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x122\n\x07summary\x18\x08 \x01(\x0b2\x18.tfstate.v1.StateSummaryR\x07summary*b\n\rWorkspaceView\x12\x1e\n\x1aWORKSPACE_VIEW_UNSPECIFIED\x10\x00\x12\x18\n\x14WORKSPACE_VIEW_BASIC\x10\x01\x12\x17\n\x13WORKSPACE_VIEW_FULL\x10\x02B\xb1\x01\n\x0ecom.tfstate.v1B\x0eWorkspaceProtoP\x01ZFgithub.com/oci-tfstate/oci-tfstate/clients/go/gen/tfstate/v1;tfstatev1\xa2\x02\x03TXX\xaa\x02\nTfstate.V1\xca\x02\nTfstate\\V1\xe2\x02\x16Tfstate\\V1\\GPBMetadata\xea\x02\x0bTfstate::V1b\x06proto3',
+    b'\n\x1atfstate/v1/workspace.proto\x12\ntfstate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15tfstate/v1/lock.proto\x1a\x18tfstate/v1/summary.proto"\xe4\x02\n\tWorkspace\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n\thas_state\x18\x02 \x01(\x08R\x08hasState\x12\x16\n\x06digest\x18\x03 \x01(\tR\x06digest\x12*\n\x11stored_size_bytes\x18\x04 \x01(\x03R\x0fstoredSizeBytes\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b2\x1a.google.protobuf.TimestampR\nupdateTime\x12\x18\n\x07version\x18\x06 \x01(\x03R\x07version\x12(\n\x04lock\x18\x07 \x01(\x0b2\x14.tfstate.v1.LockInfoR\x04lock\x122\n\x07summary\x18\x08 \x01(\x0b2\x18.tfstate.v1.StateSummaryR\x07summary\x12-\n\x12caller_permissions\x18\t \x03(\tR\x11callerPermissions*b\n\rWorkspaceView\x12\x1e\n\x1aWORKSPACE_VIEW_UNSPECIFIED\x10\x00\x12\x18\n\x14WORKSPACE_VIEW_BASIC\x10\x01\x12\x17\n\x13WORKSPACE_VIEW_FULL\x10\x02B\xb1\x01\n\x0ecom.tfstate.v1B\x0eWorkspaceProtoP\x01ZFgithub.com/oci-tfstate/oci-tfstate/clients/go/gen/tfstate/v1;tfstatev1\xa2\x02\x03TXX\xaa\x02\nTfstate.V1\xca\x02\nTfstate\\V1\xe2\x02\x16Tfstate\\V1\\GPBMetadata\xea\x02\x0bTfstate::V1b\x06proto3',
     [
         timestamp_pb.desc(),
         lock_pb.desc(),
