@@ -7,8 +7,10 @@
  * raw state byte for byte; the diff of the two applies names the changed resource with its changed
  * paths and the changed output; Restore from the page, after a confirmation and refused in words
  * while someone holds the lock, makes the old content current as `tofu state pull` sees it; a
- * read-only token never gets Restore to act; an encrypted and an opaque state (written with the
- * http backend client) show as such with history, download and restore still offered.
+ * read-only token never sees Restore enabled (Workspace.caller_permissions names `admin` up front);
+ * an outputs-only token reads outputs and is told download, history and diff need `read`; an
+ * encrypted and an opaque state (written with the http backend client) show as such, with history,
+ * download and restore still offered.
  */
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
@@ -32,7 +34,28 @@ assert.ok(existsSync(TOFU), `OpenTofu is not installed at ${TOFU}: run scripts/i
 const secret = {
   admin: `otfs_${randomBytes(32).toString("base64url")}`,
   viewer: `otfs_${randomBytes(32).toString("base64url")}`,
+  outputs: `otfs_${randomBytes(32).toString("base64url")}`,
+  ops: `otfs_${randomBytes(32).toString("base64url")}`,
 };
+
+/** The policy; `ops` holds `opsPermissions` (changed by a SIGHUP reload in one test). */
+const policyText = (opsPermissions: string) =>
+  [
+    "rules:",
+    "  - principals: [{ token: admin }]",
+    '    workspaces: ["*"]',
+    "    permissions: [admin]",
+    "  - principals: [{ token: viewer }]",
+    '    workspaces: ["*"]',
+    "    permissions: [read, lock]",
+    "  - principals: [{ token: outputs }]",
+    '    workspaces: ["*"]',
+    "    permissions: [read-outputs]",
+    "  - principals: [{ token: ops }]",
+    '    workspaces: ["*"]',
+    `    permissions: [${opsPermissions}]`,
+    "",
+  ].join("\n");
 
 async function serveWithIdentity() {
   const dir = await tempDir();
@@ -44,23 +67,27 @@ async function serveWithIdentity() {
       .map(([n, s]) => `  - name: ${n}\n    sha256: ${sha256(s).toString("hex")}\n`)
       .join("")}`,
   );
-  await writeFile(
+  await writeFile(policy, policyText("admin"));
+  return {
     policy,
-    [
-      "rules:",
-      "  - principals: [{ token: admin }]",
-      '    workspaces: ["*"]',
-      "    permissions: [admin]",
-      "  - principals: [{ token: viewer }]",
-      '    workspaces: ["*"]',
-      "    permissions: [read, lock]",
-      "",
-    ].join("\n"),
-  );
-  return serve(["--tokens-file", tokens, "--policy-file", policy, "--max-versions", "10"]);
+    ...(await serve(["--tokens-file", tokens, "--policy-file", policy, "--max-versions", "10"])),
+  };
 }
 
-const { url } = await serveWithIdentity();
+const { url, run, policy } = await serveWithIdentity();
+
+/** Rewrites the policy file and has the server read it again (SIGHUP), as an operator does. */
+async function reloadPolicy(text: string) {
+  const reloaded = () => run.logs().filter((l) => l.msg === "policy file reloaded").length;
+  const before = reloaded();
+  await writeFile(policy, text);
+  run.child.kill("SIGHUP");
+  const deadline = Date.now() + 10_000;
+  while (reloaded() === before) {
+    assert.ok(Date.now() < deadline, "the server logged no policy reload");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 const WS = "infra";
 const address = `${url}/terraform/state/${WS}`;
 const CONFIG = `
@@ -333,33 +360,73 @@ describe("the state screens, on states written by tofu apply", () => {
     await w.context.close();
   });
 
-  test("a read-only token (read, lock) never gets Restore to act, and is told it needs admin", async () => {
-    const before = await storedBytes(WS);
+  test("a read-only token (read, lock) never sees Restore enabled: it needs admin, said up front", async () => {
     const w = await signedIn(secret.viewer, `#/w/${WS}/versions`);
-    const row = w.page.locator("table.versions tbody tr").last();
-    await row.waitFor({ timeout: 15_000 });
-    const version = await row.getAttribute("data-version");
-    const restore = row.getByRole("button", { name: "Restore" });
-    if (await restore.isEnabled()) {
-      // A server that does not say the caller's permissions: the 403 disables the button.
-      await restore.click();
+    const rows = w.page.locator("table.versions tbody tr");
+    await rows.nth(2).waitFor({ timeout: 15_000 });
+    // From the first render on: Workspace.caller_permissions says what the caller may do.
+    const restores = w.page.locator("table.versions").getByRole("button", { name: "Restore" });
+    assert.equal(await restores.count(), 2, "every version but the current one");
+    for (const b of await restores.all()) {
+      assert.ok(await b.isDisabled());
+      const why = await b.getAttribute("aria-describedby");
+      assert.equal(await w.page.locator(`#${why}`).textContent(), "needs the admin permission");
+    }
+    // Reading is allowed: download and diff stay offered.
+    assert.ok(
+      await rows
+        .nth(1)
+        .getByRole("button", { name: /^Download v/ })
+        .isEnabled(),
+    );
+    assert.equal(await rows.nth(1).getByRole("link", { name: "Diff with current" }).count(), 1);
+    await shot(w, "restore-denied");
+    clean(w);
+    await w.context.close();
+  });
+
+  test("a grant taken away after the page loaded: the server's 403 disables every Restore, in its words", async () => {
+    const before = await storedBytes(WS);
+    const w = await signedIn(secret.ops, `#/w/${WS}/versions`);
+    const rows = w.page.locator("table.versions tbody tr");
+    await rows.nth(2).waitFor({ timeout: 15_000 });
+    const restores = w.page.locator("table.versions").getByRole("button", { name: "Restore" });
+    for (const b of await restores.all()) assert.ok(await b.isEnabled(), "ops has admin when the page loads");
+    await reloadPolicy(policyText("read, lock"));
+    try {
+      const version = await rows.nth(2).getAttribute("data-version");
+      await rows.nth(2).getByRole("button", { name: "Restore" }).click();
       await w.page
         .getByRole("dialog")
         .getByRole("button", { name: `Restore v${version}` })
         .click();
+      const reason = w.page.locator(`#restore-${version}-reason`);
+      await reason.waitFor({ timeout: 10_000 });
+      assert.match((await reason.textContent()) ?? "", /^Not allowed \(403\): .*admin/);
+      // Every version's Restore, not only the one tried.
+      for (const b of await restores.all()) assert.ok(await b.isDisabled());
+      assert.deepEqual(await storedBytes(WS), before, "nothing was restored");
+    } finally {
+      await reloadPolicy(policyText("admin"));
     }
-    const reason = w.page.locator(`#restore-${version}-reason`);
-    await reason.waitFor({ timeout: 10_000 });
-    assert.match((await reason.textContent()) ?? "", /admin/);
-    assert.ok(await restore.isDisabled());
-    // Every version's Restore, not only the one tried.
-    const all = w.page.locator("table.versions").getByRole("button", { name: "Restore" });
-    assert.ok((await all.count()) >= 2);
-    for (const b of await all.all()) assert.ok(await b.isDisabled());
-    // Reading is allowed: download and diff stay enabled.
-    assert.ok(await row.getByRole("button", { name: /^Download v/ }).isEnabled());
-    assert.deepEqual(await storedBytes(WS), before, "nothing was restored");
-    await shot(w, "restore-denied");
+    clean(w);
+    await w.context.close();
+  });
+
+  test("an outputs-only token (read-outputs) reads outputs; download and history say they need read", async () => {
+    const w = await signedIn(secret.outputs, `#/w/${WS}/outputs`);
+    const release = w.page.locator('[data-testid="outputs"] tr[data-output="release"]');
+    await release.waitFor({ timeout: 15_000 });
+    assert.match((await release.textContent()) ?? "", /"v1"/);
+    const download = w.page.getByRole("button", { name: "Download state" });
+    assert.ok(await download.isDisabled());
+    assert.equal(await w.page.locator("#download-current-reason").textContent(), "needs the read permission");
+    await w.page.getByRole("link", { name: "Versions" }).click();
+    await w.page
+      .getByText("The history is not shown: needs the read permission.")
+      .waitFor({ timeout: 5_000 });
+    await w.page.goto(`${url}/#/w/${WS}/diff/1/0`);
+    await w.page.getByText("The diff is not shown: needs the read permission.").waitFor({ timeout: 5_000 });
     clean(w);
     await w.context.close();
   });

@@ -1,22 +1,21 @@
 /**
- * What the caller may do on a workspace, from Workspace.caller_permissions when the server sends
- * it: buttons the principal may not use are disabled up front with the permission named. Without
- * the field (an older server) every button is offered and a 403 disables it afterwards, with the
- * server's reason (`refusals`).
+ * What the caller may do on a workspace, from Workspace.caller_permissions: buttons the principal
+ * may not use are disabled up front with the permission named. Without the field (an older server)
+ * every button is offered and a 403 disables it afterwards, with the server's reason (`refusals`);
+ * a 403 despite the field (the policy changed since the page loaded) does the same.
  */
 import type { Workspace } from "@oci-tfstate/client/web";
 
 export type Permission = "read" | "read-outputs" | "write" | "lock" | "force-unlock" | "admin";
 
-/** The caller's permissions on the workspace, implications included; undefined when not sent. */
+/**
+ * The caller's permissions on the workspace (the server expands implications), or undefined when
+ * the server did not say: a workspace the caller can see always carries at least one, so an empty
+ * list is a server that predates the field (or a view without it).
+ */
 export function permissionsOf(ws: Workspace | undefined): ReadonlySet<string> | undefined {
-  const granted = (ws as { callerPermissions?: unknown } | undefined)?.callerPermissions;
-  if (!Array.isArray(granted)) return undefined;
-  const out = new Set<string>(granted.filter((p): p is string => typeof p === "string"));
-  // As the server's policy reads them: admin implies all, read implies read-outputs.
-  if (out.has("admin")) for (const p of ["read", "read-outputs", "write", "lock", "force-unlock"]) out.add(p);
-  if (out.has("read")) out.add("read-outputs");
-  return out;
+  const granted = ws?.callerPermissions;
+  return granted === undefined || granted.length === 0 ? undefined : new Set(granted);
 }
 
 /** Why the caller may not do what needs `need`, or undefined when it may (or nobody knows yet). */
