@@ -286,6 +286,20 @@ describe("the state screens, on states written by tofu apply", () => {
     await newest.getByRole("cell", { name: String(second.serial), exact: true }).waitFor({ timeout: 10_000 });
     await shot(w, "versions");
 
+    // View: that version's own summary, not the current one's.
+    await oldest.getByRole("link", { name: "View" }).click();
+    await w.page.getByRole("heading", { name: /^Version \d+$/ }).waitFor({ timeout: 10_000 });
+    const facts = w.page.locator("#version-title ~ [data-testid=state-facts]");
+    await facts.waitFor({ timeout: 10_000 });
+    assert.match(
+      (await facts.textContent()) ?? "",
+      new RegExp(`^Serial${first.serial}Lineage${first.lineage}`),
+    );
+    const viewed = w.page.locator('[data-testid="outputs"] tr[data-output="release"]');
+    assert.match((await viewed.textContent()) ?? "", /"v1"/);
+    await shot(w, "version");
+    await w.page.goBack();
+
     await oldest.getByRole("link", { name: "Diff with current" }).click();
     await w.page
       .getByRole("heading", { name: `Serial ${first.serial} → ${second.serial}` })
@@ -381,6 +395,28 @@ describe("the state screens, on states written by tofu apply", () => {
     );
     assert.equal(await rows.nth(1).getByRole("link", { name: "Diff with current" }).count(), 1);
     await shot(w, "restore-denied");
+    clean(w);
+    await w.context.close();
+  });
+
+  test("the versions, version and diff screens fit 360 px (no sideways scrolling)", async () => {
+    const w = await openPage(url, { width: 360, height: 740 });
+    await w.page.goto(`${url}/#/sign-in`);
+    await w.page.getByLabel("API token").fill(secret.admin);
+    await w.page.getByRole("button", { name: "Sign in" }).click();
+    await w.page.locator("table.workspaces").waitFor({ timeout: 15_000 });
+    for (const [hash, ready] of [
+      [`#/w/${WS}/versions`, "table.versions tbody tr"],
+      [`#/w/${WS}/versions/1`, "[data-testid=outputs]"],
+      [`#/w/${WS}/diff/1/0`, "[data-testid=diff-counts]"],
+      [`#/w/${WS}`, "[data-testid=resources]"],
+    ] as const) {
+      await w.page.goto(`${url}/${hash}`);
+      await w.page.locator(ready).first().waitFor({ timeout: 15_000 });
+      const wide = (await w.page.evaluate("document.documentElement.scrollWidth")) as number;
+      assert.ok(wide <= 360, `${hash}: page is ${wide} px wide in a 360 px window`);
+      if (hash.endsWith("/versions")) await shot(w, "versions-360px");
+    }
     clean(w);
     await w.context.close();
   });
