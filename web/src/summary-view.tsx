@@ -36,19 +36,20 @@ export function formatName(format: StateFormat): string {
   }
 }
 
-export function FormatNote({ summary }: { summary: StateSummary | undefined }) {
+/** The full note (under the header), or one line for a tab naming what cannot be listed. */
+export function FormatNote({ summary, what }: { summary: StateSummary | undefined; what?: string }) {
   const why = unreadable(summary);
-  if (why === undefined) return null;
+  if (why === undefined || summary === undefined) return null;
   return (
-    <p class="note" data-testid="format-note">
-      {why}
+    <p class={what ? "muted" : "note"} data-testid="format-note">
+      {what ? `The ${what} cannot be listed: the state is ${formatName(summary.format)}.` : why}
     </p>
   );
 }
 
 /** Resources by module (root first), then by type, with each block's instance count. */
 export function ResourceGroups({ summary }: { summary: StateSummary }) {
-  if (unreadable(summary) !== undefined) return <FormatNote summary={summary} />;
+  if (unreadable(summary) !== undefined) return <FormatNote summary={summary} what="resources" />;
   if (summary.resources.length === 0) {
     return <p>This state manages no resources.</p>;
   }

@@ -163,7 +163,7 @@ function OutputsTab({ ws, workspace }: { ws: Workspace; workspace: string }) {
   if (noRead) return <p class="reason">Outputs are not shown: {noRead}.</p>;
   if (problem) return <ProblemNote problem={problem} />;
   if (!res) return <p aria-live="polite">Loading outputs…</p>;
-  if (unreadable(ws.summary) !== undefined) return <FormatNote summary={ws.summary} />;
+  if (unreadable(ws.summary) !== undefined) return <FormatNote summary={ws.summary} what="outputs" />;
   return <OutputList outputs={res.outputs} />;
 }
 
