@@ -48,8 +48,8 @@ export function App() {
           </div>
         ) : route.screen === "sign-in" ? (
           <SignIn />
-        ) : route.screen === "workspace" ? (
-          <WorkspacePage key={`${route.name}/${session}`} name={route.name} session={session} />
+        ) : route.screen === "workspace" || route.screen === "version" || route.screen === "diff" ? (
+          <WorkspacePage key={`${route.name}/${session}`} route={route} session={session} />
         ) : (
           <WorkspaceList key={session} session={session} />
         )}

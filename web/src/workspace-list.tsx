@@ -1,19 +1,26 @@
 /**
  * Every workspace the caller may see: name, lock (live through WatchLock of all workspaces), last
- * update, size and version; filtered by name, sorted, and loaded a page of ListWorkspaces at a time.
+ * update (time, serial), size, resource count (Workspace.summary), and the number of versions kept
+ * with the current one; filtered by name, sorted, and loaded a page of ListWorkspaces at a time.
+ * The version count is not in ListWorkspaces: it is one ListVersions per workspace with a state,
+ * a few at a time, after the page is on screen.
  */
-import { type Workspace, WorkspaceView } from "@oci-tfstate/client/web";
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { StateFormat, type Workspace, WorkspaceView } from "@oci-tfstate/client/web";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { client, describe, type Problem } from "./api.ts";
 import { NewWorkspaceSnippet } from "./backend-snippet.tsx";
 import { ago, bytes, dateOf, exact } from "./format.ts";
 import { LockBadge } from "./lock-badge.tsx";
 import { type LockView, useLockWatch } from "./lock-watch.ts";
+import { missing } from "./permissions.ts";
 import { ProblemNote } from "./problem.tsx";
 import { workspaceHref } from "./route.ts";
 
 const PAGE_SIZE = 100;
-type SortKey = "name" | "updated" | "size";
+const COUNTS_AT_ONCE = 3;
+/** ListVersions' largest page: more than this many versions reads as "1000+". */
+const COUNT_PAGE = 1000;
+type SortKey = "name" | "updated" | "size" | "resources";
 
 export function WorkspaceList({ session }: { session: number }) {
   const [rows, setRows] = useState<Workspace[]>([]);
@@ -23,6 +30,7 @@ export function WorkspaceList({ session }: { session: number }) {
   const [filter, setFilter] = useState("");
   const [sort, setSort] = useState<SortKey>("name");
   const watch = useLockWatch("", session);
+  const counts = useVersionCounts(rows);
 
   const load = async (token: string) => {
     setLoading(true);
@@ -69,6 +77,7 @@ export function WorkspaceList({ session }: { session: number }) {
     const time = (w: Workspace) => dateOf(w.updateTime)?.getTime() ?? 0;
     if (sort === "updated") list.sort((a, b) => time(b) - time(a));
     else if (sort === "size") list.sort((a, b) => Number(b.storedSizeBytes - a.storedSizeBytes));
+    else if (sort === "resources") list.sort((a, b) => Number(resources(b) - resources(a)));
     return list;
   }, [rows, filter, sort]);
 
@@ -98,6 +107,7 @@ export function WorkspaceList({ session }: { session: number }) {
             <option value="name">name</option>
             <option value="updated">last update</option>
             <option value="size">size</option>
+            <option value="resources">resources</option>
           </select>
         </label>
         <button type="button" onClick={() => void load("")} disabled={loading}>
@@ -113,7 +123,8 @@ export function WorkspaceList({ session }: { session: number }) {
               <th scope="col">Lock</th>
               <th scope="col">Last update</th>
               <th scope="col">Size</th>
-              <th scope="col">Version</th>
+              <th scope="col">Resources</th>
+              <th scope="col">Versions</th>
             </tr>
           </thead>
           <tbody>
@@ -128,10 +139,18 @@ export function WorkspaceList({ session }: { session: number }) {
                     <LockBadge lock={lockOf(w)} />
                   </td>
                   <td data-label="Last update" title={exact(updated)}>
-                    {w.hasState ? ago(updated) : "no state yet"}
+                    <span>
+                      {w.hasState ? ago(updated) : "no state yet"}
+                      {serialOf(w) !== undefined && <span class="muted"> · serial {serialOf(w)}</span>}
+                    </span>
                   </td>
                   <td data-label="Size">{w.hasState ? bytes(w.storedSizeBytes) : "—"}</td>
-                  <td data-label="Version">{w.version > 0n ? `v${w.version}` : "—"}</td>
+                  <td data-label="Resources" data-testid="resource-count">
+                    {resourceCell(w)}
+                  </td>
+                  <td data-label="Versions" data-testid="version-count">
+                    {versionCell(w, counts.get(w.name))}
+                  </td>
                 </tr>
               );
             })}
@@ -154,6 +173,71 @@ export function WorkspaceList({ session }: { session: number }) {
       {!loading && !problem && !anyState && <NewWorkspaceSnippet />}
     </section>
   );
+}
+
+function resources(w: Workspace): bigint {
+  return w.summary?.format === StateFormat.TERRAFORM_JSON ? w.summary.resourceCount : -1n;
+}
+
+function serialOf(w: Workspace): string | undefined {
+  const s = w.summary;
+  if (s === undefined || s.format === StateFormat.OPAQUE) return undefined;
+  return s.format === StateFormat.TERRAFORM_JSON || s.serial > 0n ? String(s.serial) : undefined;
+}
+
+function resourceCell(w: Workspace) {
+  if (!w.hasState) return "—";
+  const s = w.summary;
+  // Large states are summarized on first GetWorkspace; the list leaves them unset until then.
+  if (s === undefined) return <span class="muted">not summarized yet</span>;
+  if (s.format === StateFormat.ENCRYPTED) return <span class="muted">encrypted</span>;
+  if (s.format !== StateFormat.TERRAFORM_JSON) return <span class="muted">not Terraform JSON</span>;
+  return String(s.resourceCount);
+}
+
+function versionCell(w: Workspace, count: string | undefined) {
+  if (!w.hasState || w.version === 0n) return "—";
+  return (
+    <span>
+      {count ?? "…"} <span class="muted">· current v{String(w.version)}</span>
+    </span>
+  );
+}
+
+/** How many versions each listed workspace keeps ("1000+" past one page; "—" when not readable). */
+function useVersionCounts(rows: readonly Workspace[]): ReadonlyMap<string, string> {
+  const [counts, setCounts] = useState<ReadonlyMap<string, string>>(new Map());
+  // Counted again when a workspace's current version changes.
+  const wanted = rows.filter((w) => w.hasState && w.version > 0n).map((w) => `${w.name}\u0000${w.version}`);
+  const known = useRef(new Map<string, string>());
+  useEffect(() => {
+    let stopped = false;
+    const todo = wanted.filter((k) => !known.current.has(k));
+    const work = async () => {
+      while (!stopped) {
+        const key = todo.shift();
+        if (key === undefined) return;
+        const name = key.slice(0, key.indexOf("\u0000"));
+        const ws = rows.find((w) => w.name === name);
+        let text = "—";
+        if (missing(ws, "read") === undefined) {
+          try {
+            const res = await client.state.listVersions({ workspace: name, pageSize: COUNT_PAGE });
+            text = res.nextPageToken ? `${COUNT_PAGE}+` : String(res.versions.length);
+          } catch {
+            text = "—";
+          }
+        }
+        known.current.set(key, text);
+        setCounts((m) => new Map(m).set(name, text));
+      }
+    };
+    for (let i = 0; i < COUNTS_AT_ONCE; i++) void work();
+    return () => {
+      stopped = true;
+    };
+  }, [wanted.join("\n")]);
+  return counts;
 }
 
 export function LiveNote({ live, problem, retrying }: Pick<LockView, "live" | "problem" | "retrying">) {
